@@ -1,0 +1,34 @@
+# Quick start: `make demo` and `make test`. Each creates the virtualenv it needs.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The official meshagent-api 0.56 client needs Python 3.13; it lives in its own virtualenv
+# and is used by tests/interop and benchmarks/ when present.
+OFFICIAL_VENV ?= .venv-official
+
+.PHONY: demo test bench official-env clean
+
+$(BIN)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "meshagent-trio needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/python -m meshagent_trio demo
+
+# The official client environment is best-effort: without Python 3.13 the interop tests skip
+# and say why.
+test: $(BIN)/.installed
+	-@bash scripts/official-env.sh $(OFFICIAL_VENV)
+	$(BIN)/python -m pytest
+
+official-env:
+	bash scripts/official-env.sh $(OFFICIAL_VENV)
+
+bench: $(BIN)/.installed
+	$(BIN)/python benchmarks/framing.py
+
+clean:
+	rm -rf $(VENV) $(OFFICIAL_VENV) .pytest_cache .hypothesis
