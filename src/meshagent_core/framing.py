@@ -146,16 +146,18 @@ class PacketReader:
                 f"data packet {index} of message {message_id} arrived without a header packet"
             )
         if message_id != self._id:
-            self._fail()
-            raise FramingError(
+            error = FramingError(
                 f"data packet of message {message_id} arrived while message {self._id} "
                 "was in progress (interleaved messages are not allowed)"
             )
-        if index != self._next_index:
             self._fail()
-            raise FramingError(
+            raise error
+        if index != self._next_index:
+            error = FramingError(
                 f"message {message_id}: expected packet {self._next_index}, got {index}"
             )
+            self._fail()
+            raise error
         size = len(packet) - DATA_PREFIX_SIZE
         if size == 0:
             self._fail()

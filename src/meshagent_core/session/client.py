@@ -240,8 +240,10 @@ class ClientSession(Session):
                 return
             try:
                 handler(self, message)
-            except (EnvelopeError, msgspec.ValidationError) as error:
-                self._events.append(MalformedMessage(message.id, type, _as_envelope_error(error)))
+            except EnvelopeError as error:
+                self._events.append(MalformedMessage(message.id, type, error))
+            except msgspec.ValidationError as error:
+                self._events.append(MalformedMessage(message.id, type, EnvelopeError(f"invalid {type} message: {error}")))
 
     def _on_response(self, message: Message) -> None:
         if message.id not in self._pending:
@@ -250,18 +252,14 @@ class ClientSession(Session):
         try:
             content = unpack_content(message.data)
         except EnvelopeError as error:
-            if tool_call_id is not None:
-                self._input_streams.discard(tool_call_id)
             self._events.append(
                 RequestFailed(message.id, RoomException(f"undecodable response: {error}", code=ErrorCode.INVALID_REQUEST))
             )
             return
-        if tool_call_id is not None:
-            if isinstance(content, ControlContent) and content.is_open:
-                self._response_streams[tool_call_id] = message.id
-            elif tool_call_id in self._input_streams and isinstance(content, ErrorContent):
-                # The call failed; the peer will read no more input.
-                self._input_streams.discard(tool_call_id)
+        # An open input stream stays open after the answer: the caller still ends it with
+        # close_input(), as the official client always sends the close chunk.
+        if tool_call_id is not None and isinstance(content, ControlContent) and content.is_open:
+            self._response_streams[tool_call_id] = message.id
         self._events.append(ResponseReceived(message.id, content))
 
     def _on_response_chunk(self, message: Message) -> None:

@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, strategies as st
+
+from meshagent_core import (
+    BinaryContent,
+    ControlContent,
+    EmptyContent,
+    EnvelopeError,
+    ErrorContent,
+    FileContent,
+    JsonContent,
+    JsonStyle,
+    LinkContent,
+    RawOutputsContent,
+    TextContent,
+    pack_content,
+    pack_message,
+    to_content,
+    unpack_content,
+    unpack_message,
+)
+from meshagent_core.content import content_from_header
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**63 - 1) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20,
+)
+headers = st.dictionaries(st.text(max_size=10).filter(lambda k: k != "__meshagent__"), json_values, max_size=6)
+styles = st.sampled_from(list(JsonStyle))
+
+contents = st.one_of(
+    st.builds(JsonContent, json=json_values),
+    st.builds(TextContent, text=st.text()),
+    st.just(EmptyContent()),
+    st.builds(ErrorContent, text=st.text(), code=st.none() | st.integers(1000, 9999)),
+    st.builds(FileContent, name=st.text(), mime_type=st.text(), data=st.binary(max_size=3000)),
+    st.builds(BinaryContent, headers=st.dictionaries(st.text(max_size=5), json_values, max_size=3), data=st.binary(max_size=3000)),
+    st.builds(LinkContent, name=st.text(), url=st.text()),
+    st.builds(RawOutputsContent, outputs=st.lists(json_values, max_size=3)),
+    st.just(ControlContent(method="open")),
+    st.builds(ControlContent, method=st.just("close"), status_code=st.sampled_from([1000, 1007]), message=st.none() | st.text()),
+)
+
+
+@given(headers, st.binary(max_size=4000), styles)
+def test_envelope_round_trip(header: dict, payload: bytes, style: JsonStyle) -> None:
+    assert unpack_message(pack_message(header, payload, style=style)) == (header, payload)
+
+
+@given(contents, styles)
+def test_content_round_trip(content, style: JsonStyle) -> None:
+    assert unpack_content(pack_content(content, style=style)) == content
+
+
+@given(headers)
+def test_python_style_is_json_dumps(header: dict) -> None:
+    packed = pack_message(header, style=JsonStyle.PYTHON)
+    expected = json.dumps({**header, "__meshagent__": {"v": 1, "otel": {}}}).encode()
+    assert packed[8:] == expected
+
+
+def test_conversions_as_the_official_client() -> None:
+    assert to_content(None) == EmptyContent()
+    assert to_content("hi") == TextContent(text="hi")
+    assert to_content({"a": 1}) == JsonContent(json={"a": 1})
+    with pytest.raises(TypeError):
+        to_content(3)  # type: ignore[arg-type]
+
+
+def test_lenient_fields_as_the_official_decoder() -> None:
+    assert content_from_header({"type": "error", "text": "x", "code": True}).code is None
+    assert content_from_header({"type": "error", "text": "x", "code": "17"}).code == 17
+    assert content_from_header({"type": "error", "text": "x", "code": "zz"}).code is None
+    close = content_from_header({"type": "control", "method": "close", "message": 5})
+    assert close.status_code == 1000 and close.message == "5"
+    assert content_from_header({"type": "control", "method": "close", "status_code": "1007"}).status_code == 1007
+    assert content_from_header({"type": "binary", "headers": [1]}).headers == {}
+    assert content_from_header({"type": "binary"}).headers == {}
+    assert content_from_header({"type": "text", "text": "a", "extra": 1}) == TextContent(text="a")
+
+
+def test_control_open_never_writes_status() -> None:
+    assert ControlContent(method="open", status_code=1000).status_code is None
+
+
+def test_meshagent_key_is_stripped_and_not_required() -> None:
+    raw = b'{"a": 1}'
+    assert unpack_message(len(raw).to_bytes(8, "big") + raw + b"p") == ({"a": 1}, b"p")
+    raw = b'{"a": 1, "__meshagent__": 7}'
+    assert unpack_message(len(raw).to_bytes(8, "big") + raw) == ({"a": 1}, b"")
+
+
+def test_trace_context_goes_in_otel() -> None:
+    packed = pack_message({"a": 1}, trace={"traceparent": "00-ab-cd-01"})
+    header = json.loads(packed[8:])
+    assert header["__meshagent__"] == {"v": 1, "otel": {"traceparent": "00-ab-cd-01"}}
+
+
+def test_header_must_be_an_object_to_pack() -> None:
+    with pytest.raises(TypeError):
+        pack_message([1, 2])  # type: ignore[arg-type]
+
+
+# --- each malformed-envelope case, by name (ROOM_WIRE §3.4) ----------------------------------
+
+
+def envelope(header: bytes, payload: bytes = b"") -> bytes:
+    return len(header).to_bytes(8, "big") + header + payload
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"\x00" * 7, "message is too short"),
+        ((100).to_bytes(8, "big") + b"{}", "message header is incomplete"),
+        (envelope(b"{nope"), "invalid message header: "),
+        (envelope(b"\xff\xfe"), "invalid message header: "),
+        (envelope(b"[1, 2]"), "message header must be an object"),
+    ],
+    ids=["too-short", "incomplete-header", "not-json", "not-utf8", "not-an-object"],
+)
+def test_malformed_envelope(data: bytes, message: str) -> None:
+    with pytest.raises(EnvelopeError, match="^" + message.replace("[", r"\[")) as info:
+        unpack_message(data)
+    assert info.value.code == 1002
+    with pytest.raises(EnvelopeError, match="^" + message.replace("[", r"\[")):
+        unpack_content(data)
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        (b'{"json": 1}', "content header is missing required 'type'"),
+        (b'{"type": 3}', "content header is missing required 'type'"),
+        (b'{"type": "video"}', "unsupported content type: video"),
+        (b'{"type": "json"}', "json content is missing required field 'json'"),
+        (b'{"type": "text"}', "text content is missing required field 'text'"),
+        (b'{"type": "file", "name": "a"}', "file content is missing required field 'mime_type'"),
+        (b'{"type": "link", "url": "u"}', "link content is missing required field 'name'"),
+        (b'{"type": "raw"}', "raw content is missing required field 'outputs'"),
+        (b'{"type": "error"}', "error content is missing required field 'text'"),
+        (b'{"type": "control"}', "control content is missing required field 'method'"),
+        (b'{"type": "text", "text": 3}', "text content is invalid: "),
+    ],
+)
+def test_malformed_content(header: bytes, message: str) -> None:
+    with pytest.raises(EnvelopeError, match="^" + message):
+        unpack_content(envelope(header))

@@ -1,0 +1,190 @@
+from __future__ import annotations
+
+import struct
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from meshagent_core import CHUNK_SIZE, FramingError, MessageTooLarge, PacketReader, PacketWriter, encode_message
+from meshagent_core.framing import packet_count
+
+message_ids = st.integers(min_value=0, max_value=2**64 - 1)
+types = st.text(max_size=40)
+datas = st.one_of(
+    st.binary(max_size=5000),
+    st.integers(min_value=0, max_value=3).flatmap(
+        lambda k: st.just(bytes(range(256)) * 4 * k)  # exact multiples of the chunk size
+    ),
+)
+
+
+def header(message_id: int, count: int, type: bytes = b"t") -> bytes:
+    return struct.pack(">QII", message_id, 0, count) + type
+
+
+def data_packet(message_id: int, index: int, body: bytes) -> bytes:
+    return struct.pack(">QI", message_id, index) + body
+
+
+@given(message_id=message_ids, type=types, data=datas)
+def test_round_trip_any_message(message_id: int, type: str, data: bytes) -> None:
+    packets = encode_message(message_id, type, data)
+    assert len(packets) == 1 + packet_count(len(data))
+    assert all(len(p) <= 12 + CHUNK_SIZE for p in packets[1:])
+    assert all(len(p) > 12 for p in packets[1:])
+    reader = PacketReader()
+    assert reader.receive_packets(packets) == [(message_id, type, data)]
+    assert not reader.in_progress
+
+
+@given(st.lists(st.tuples(message_ids, types, datas), max_size=8))
+def test_writer_batches_messages_in_order(messages: list) -> None:
+    writer = PacketWriter()
+    for message in messages:
+        writer.add(*message)
+    batch = writer.flush()
+    assert writer.flush() == []
+    assert PacketReader().receive_packets(batch) == messages
+
+
+@settings(max_examples=300)
+@given(st.lists(st.binary(max_size=2100), max_size=30), st.integers(min_value=0, max_value=10_000))
+def test_arbitrary_packets_raise_only_framing_errors_and_respect_the_limit(packets: list[bytes], limit: int) -> None:
+    reader = PacketReader(max_message_size=limit)
+    for packet in packets:
+        try:
+            message = reader.receive_packet(packet)
+        except FramingError:
+            continue
+        assert reader.buffered <= limit
+        if message is not None:
+            assert len(message.data) <= limit
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(
+        st.tuples(st.integers(min_value=1, max_value=50), st.binary(max_size=3000)),
+        min_size=1,
+        max_size=6,
+        unique_by=lambda message: message[0],
+    ),
+    st.data(),
+)
+def test_corrupted_streams_never_deliver_mixed_bytes(messages: list, draw: st.DataObject) -> None:
+    """Whatever packets are dropped, duplicated or swapped, every delivered message is exactly
+    one of the messages that was sent."""
+    sent = {}
+    stream = []
+    for message_id, data in messages:
+        sent[message_id] = data
+        stream.extend(encode_message(message_id, "t", data))
+    mutated = draw.draw(st.permutations(stream)) if draw.draw(st.booleans()) else list(stream)
+    if mutated and draw.draw(st.booleans()):
+        del mutated[draw.draw(st.integers(0, len(mutated) - 1))]
+    reader = PacketReader()
+    for packet in mutated:
+        try:
+            message = reader.receive_packet(packet)
+        except FramingError:
+            continue
+        if message is not None:
+            assert sent[message.id] == message.data
+
+
+# --- each malformed-packet case, by name ----------------------------------------------------
+
+
+def test_packet_shorter_than_prefix() -> None:
+    with pytest.raises(FramingError, match="shorter than a packet prefix"):
+        PacketReader().receive_packet(b"\x00" * 11)
+
+
+def test_header_packet_shorter_than_16_bytes() -> None:
+    with pytest.raises(FramingError, match="shorter than 16"):
+        PacketReader().receive_packet(struct.pack(">QI", 1, 0) + b"\x00")
+
+
+def test_data_packet_without_header() -> None:
+    with pytest.raises(FramingError, match="without a header packet"):
+        PacketReader().receive_packet(data_packet(1, 1, b"x"))
+
+
+def test_wrong_index() -> None:
+    reader = PacketReader()
+    reader.receive_packet(header(1, 3))
+    reader.receive_packet(data_packet(1, 1, b"a" * CHUNK_SIZE))
+    with pytest.raises(FramingError, match="expected packet 2, got 3"):
+        reader.receive_packet(data_packet(1, 3, b"a"))
+    assert not reader.in_progress and reader.buffered == 0
+
+
+def test_foreign_id() -> None:
+    reader = PacketReader()
+    reader.receive_packet(header(1, 2))
+    with pytest.raises(FramingError, match="message 9 arrived while message 1"):
+        reader.receive_packet(data_packet(9, 1, b"a" * CHUNK_SIZE))
+    # The real message's later packets are refused too (it was dropped), and the next header
+    # starts clean: unlike the reference receiver, nothing stale is kept.
+    with pytest.raises(FramingError):
+        reader.receive_packet(data_packet(1, 2, b"b"))
+    assert reader.receive_packets([header(2, 1), data_packet(2, 1, b"ok")]) == [(2, "t", b"ok")]
+
+
+def test_interleaved_header() -> None:
+    reader = PacketReader()
+    reader.receive_packet(header(1, 2))
+    with pytest.raises(FramingError, match="interleaved"):
+        reader.receive_packet(header(2, 1))
+    assert not reader.in_progress
+
+
+def test_short_packet_before_the_last() -> None:
+    reader = PacketReader()
+    reader.receive_packet(header(1, 2))
+    with pytest.raises(FramingError, match="is short"):
+        reader.receive_packet(data_packet(1, 1, b"a" * 10))
+
+
+def test_oversized_data_packet() -> None:
+    reader = PacketReader()
+    reader.receive_packet(header(1, 1))
+    with pytest.raises(FramingError, match="at most 1024"):
+        reader.receive_packet(data_packet(1, 1, b"a" * (CHUNK_SIZE + 1)))
+
+
+def test_empty_data_packet() -> None:
+    reader = PacketReader()
+    reader.receive_packet(header(1, 1))
+    with pytest.raises(FramingError, match="is empty"):
+        reader.receive_packet(data_packet(1, 1, b""))
+
+
+def test_type_not_utf8() -> None:
+    with pytest.raises(FramingError, match="not UTF-8"):
+        PacketReader().receive_packet(header(1, 0, b"\xff\xfe"))
+
+
+def test_oversize_packet_count_refused_before_buffering() -> None:
+    reader = PacketReader(max_message_size=4096)
+    with pytest.raises(MessageTooLarge) as info:
+        reader.receive_packet(header(7, 2**32 - 1))
+    assert info.value.message_id == 7 and info.value.limit == 4096
+    assert reader.buffered == 0 and not reader.in_progress
+    # Exactly at the limit is fine.
+    data = b"x" * 4096
+    assert reader.receive_packets(encode_message(8, "t", data)) == [(8, "t", data)]
+
+
+def test_last_packet_pushing_past_the_limit() -> None:
+    reader = PacketReader(max_message_size=1500)
+    reader.receive_packet(header(1, 2))  # 2 packets may hold 1025..2048 bytes
+    reader.receive_packet(data_packet(1, 1, b"a" * CHUNK_SIZE))
+    with pytest.raises(MessageTooLarge):
+        reader.receive_packet(data_packet(1, 2, b"b" * 600))
+    assert reader.buffered == 0
+
+
+def test_message_id_must_fit_64_bits() -> None:
+    with pytest.raises(ValueError):
+        encode_message(2**64, "t", b"")
