@@ -14,7 +14,8 @@ by a header packet is checked against `max_message_size` before anything is buff
 from __future__ import annotations
 
 import struct
-from typing import Iterable, NamedTuple
+from operator import itemgetter
+from typing import Iterable, Iterator, NamedTuple, Sequence
 
 from .errors import FramingError, MessageTooLarge
 
@@ -27,6 +28,9 @@ MAX_PACKET_SIZE = DATA_PREFIX_SIZE + CHUNK_SIZE
 _HEADER = struct.Struct(">QII")
 _DATA = struct.Struct(">QI")
 _U64_MAX = (1 << 64) - 1
+_ID_FIELD = itemgetter(slice(0, 8))
+_INDEX_FIELD = itemgetter(slice(8, 12))
+_BODY = itemgetter(slice(DATA_PREFIX_SIZE, None))
 
 
 class Message(NamedTuple):
@@ -95,7 +99,9 @@ class PacketReader:
     """Reassembles packets into messages.
 
     `receive_packet` returns the completed `Message`, or None while a message is still in
-    progress. A packet that breaks framing raises `FramingError` (or `MessageTooLarge`); the
+    progress. The reader keeps slices of the packets it is fed until their message completes,
+    so a caller must not reuse a mutable buffer it has fed (WebSocket libraries hand out
+    immutable `bytes`). A packet that breaks framing raises `FramingError` (or `MessageTooLarge`); the
     partial message is dropped and the reader is ready for the next header packet.
     """
 
@@ -112,7 +118,7 @@ class PacketReader:
         self._type = ""
         self._count = 0
         self._next_index = 0
-        self._chunks: list[bytes] = []
+        self._chunks: list[bytes | bytearray | memoryview] = []
 
     @property
     def in_progress(self) -> bool:
@@ -125,66 +131,92 @@ class PacketReader:
         return sum(len(chunk) for chunk in self._chunks)
 
     def receive_packets(self, packets: Iterable[bytes]) -> list[Message]:
-        """Feed several packets; the completed messages in order. Stops at the first error."""
-        messages = []
+        """Feed several packets; the completed messages in order. Raises at the first bad
+        packet (use `iter_messages` to keep the messages completed before it)."""
+        return list(self.iter_messages(packets))
+
+    def iter_messages(self, packets: Iterable[bytes]) -> Iterator[Message]:
+        """Feed several packets, yielding each message as it completes.
+
+        A run of full data packets of the message in progress is checked and taken in bulk
+        (ids, indices and sizes compared for the whole run at once), which is what makes a
+        large message cheap to reassemble; the last packet of each message, and any run that
+        does not check out, goes through `receive_packet`, which names the exact problem.
+        """
+        if not isinstance(packets, (list, tuple)):
+            packets = list(packets)
         receive = self.receive_packet
-        for packet in packets:
-            message = receive(packet)
+        position, end = 0, len(packets)
+        while position < end:
+            if self._next_index and self._next_index < self._count:
+                taken = self._take_full_packets(packets, position)
+                if taken:
+                    position += taken
+                    continue
+            message = receive(packets[position])
+            position += 1
             if message is not None:
-                messages.append(message)
-        return messages
+                yield message
+
+    def _take_full_packets(self, packets: Sequence[bytes], position: int) -> int:
+        first = self._next_index
+        run = packets[position : position + (self._count - first)]
+        count = len(run)
+        if count < 2:
+            return 0
+        lengths = set(map(len, run))
+        if (
+            len(lengths) != 1
+            or MAX_PACKET_SIZE not in lengths
+            or b"".join(map(_ID_FIELD, run)) != self._id.to_bytes(8, "big") * count
+            or b"".join(map(_INDEX_FIELD, run)) != struct.pack(f">{count}I", *range(first, first + count))
+        ):
+            return 0
+        self._chunks.extend(map(_BODY, run))
+        self._next_index = first + count
+        return count
 
     def receive_packet(self, packet: bytes | bytearray | memoryview) -> Message | None:
         if len(packet) < DATA_PREFIX_SIZE:
-            self._fail()
-            raise FramingError(f"packet of {len(packet)} bytes is shorter than a packet prefix")
+            raise self._fail(FramingError(f"packet of {len(packet)} bytes is shorter than a packet prefix"))
         message_id, index = _DATA.unpack_from(packet)
         if index == 0:
             return self._receive_header(packet, message_id)
         if self._next_index == 0:
-            raise FramingError(
-                f"data packet {index} of message {message_id} arrived without a header packet"
-            )
+            raise FramingError(f"data packet {index} of message {message_id} arrived without a header packet")
         if message_id != self._id:
-            error = FramingError(
-                f"data packet of message {message_id} arrived while message {self._id} "
-                "was in progress (interleaved messages are not allowed)"
+            raise self._fail(
+                FramingError(
+                    f"data packet of message {message_id} arrived while message {self._id} "
+                    "was in progress (interleaved messages are not allowed)"
+                )
             )
-            self._fail()
-            raise error
         if index != self._next_index:
-            error = FramingError(
-                f"message {message_id}: expected packet {self._next_index}, got {index}"
-            )
-            self._fail()
-            raise error
+            raise self._fail(FramingError(f"message {message_id}: expected packet {self._next_index}, got {index}"))
         size = len(packet) - DATA_PREFIX_SIZE
         if size == 0:
-            self._fail()
-            raise FramingError(f"message {message_id}: data packet {index} is empty")
+            raise self._fail(FramingError(f"message {message_id}: data packet {index} is empty"))
         if size > CHUNK_SIZE:
-            self._fail()
-            raise FramingError(
-                f"message {message_id}: data packet {index} carries {size} bytes "
-                f"(at most {CHUNK_SIZE})"
+            raise self._fail(
+                FramingError(f"message {message_id}: data packet {index} carries {size} bytes (at most {CHUNK_SIZE})")
             )
         if index != self._count and size != CHUNK_SIZE:
-            self._fail()
-            raise FramingError(
-                f"message {message_id}: data packet {index} of {self._count} is short "
-                f"({size} bytes); only the last packet may be"
+            raise self._fail(
+                FramingError(
+                    f"message {message_id}: data packet {index} of {self._count} is short "
+                    f"({size} bytes); only the last packet may be"
+                )
             )
-        if index == self._count:
-            total = (index - 1) * CHUNK_SIZE + size
-            if total > self.max_message_size:
-                self._fail()
-                raise MessageTooLarge(
-                    f"message {message_id} is {total} bytes, over the "
-                    f"{self.max_message_size}-byte limit",
+        if index == self._count and (index - 1) * CHUNK_SIZE + size > self.max_message_size:
+            raise self._fail(
+                MessageTooLarge(
+                    f"message {message_id} is {(index - 1) * CHUNK_SIZE + size} bytes, "
+                    f"over the {self.max_message_size}-byte limit",
                     message_id=message_id,
                     limit=self.max_message_size,
                 )
-        self._chunks.append(bytes(packet[DATA_PREFIX_SIZE:]))
+            )
+        self._chunks.append(packet[DATA_PREFIX_SIZE:])
         if index == self._count:
             message = Message(self._id, self._type, b"".join(self._chunks))
             self._reset()
@@ -195,10 +227,11 @@ class PacketReader:
     def _receive_header(self, packet: bytes | bytearray | memoryview, message_id: int) -> Message | None:
         if self._next_index != 0:
             abandoned = self._id
-            self._fail()
-            raise FramingError(
-                f"header packet of message {message_id} arrived while message {abandoned} "
-                "was in progress (interleaved messages are not allowed)"
+            raise self._fail(
+                FramingError(
+                    f"header packet of message {message_id} arrived while message {abandoned} "
+                    "was in progress (interleaved messages are not allowed)"
+                )
             )
         if len(packet) < HEADER_PREFIX_SIZE:
             raise FramingError(
@@ -224,5 +257,7 @@ class PacketReader:
         self._next_index = 1
         return None
 
-    def _fail(self) -> None:
+    def _fail(self, error: FramingError) -> FramingError:
+        """Drop the message in progress; returns `error` for the caller to raise."""
         self._reset()
+        return error

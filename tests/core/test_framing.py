@@ -188,3 +188,68 @@ def test_last_packet_pushing_past_the_limit() -> None:
 def test_message_id_must_fit_64_bits() -> None:
     with pytest.raises(ValueError):
         encode_message(2**64, "t", b"")
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(
+        st.tuples(st.integers(min_value=1, max_value=9), st.binary(min_size=0, max_size=6000)),
+        min_size=1,
+        max_size=5,
+    ),
+    st.data(),
+)
+def test_batched_reassembly_matches_packet_by_packet(messages: list, draw: st.DataObject) -> None:
+    """`iter_messages` takes runs of full packets in bulk; it must deliver exactly what
+    feeding the same packets one by one delivers, and fail at the same packets."""
+    stream = [p for message_id, data in messages for p in encode_message(message_id, "t", data)]
+    mutations = draw.draw(st.lists(st.tuples(st.sampled_from(["drop", "dup", "flip", "swap"]), st.integers(0, 10_000)), max_size=3))
+    for kind, at in mutations:
+        if not stream:
+            break
+        i = at % len(stream)
+        if kind == "drop":
+            del stream[i]
+        elif kind == "dup":
+            stream.insert(i, stream[i])
+        elif kind == "flip":
+            packet = bytearray(stream[i])
+            packet[at % min(len(packet), 16)] ^= 0x01
+            stream[i] = bytes(packet)
+        elif i + 1 < len(stream):
+            stream[i], stream[i + 1] = stream[i + 1], stream[i]
+    cuts = sorted(draw.draw(st.lists(st.integers(0, len(stream)), max_size=4)))
+    batches = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)])]
+
+    def per_packet() -> tuple[list, int]:
+        reader, delivered, errors = PacketReader(max_message_size=20_000), [], 0
+        for batch in batches:
+            for packet in batch:
+                try:
+                    message = reader.receive_packet(packet)
+                except FramingError:
+                    errors += 1
+                    break  # as the batched reader: the rest of this batch is lost
+                if message is not None:
+                    delivered.append(message)
+        return delivered, errors
+
+    def batched() -> tuple[list, int]:
+        reader, delivered, errors = PacketReader(max_message_size=20_000), [], 0
+        for batch in batches:
+            try:
+                for message in reader.iter_messages(batch):
+                    delivered.append(message)
+            except FramingError:
+                errors += 1
+        return delivered, errors
+
+    assert batched() == per_packet()
+
+
+def test_a_bad_packet_inside_a_bulk_run_is_named() -> None:
+    packets = encode_message(1, "t", b"x" * 10_000)
+    packets[5] = packets[5][:12] + b"y" * 100  # short packet in the middle of the run
+    reader = PacketReader()
+    with pytest.raises(FramingError, match="data packet 5 of 10 is short"):
+        reader.receive_packets(packets)

@@ -95,8 +95,11 @@ class Session:
             self._dispatch(message)
 
     def receive_packets(self, packets: Iterable[bytes | bytearray | memoryview]) -> None:
-        for packet in packets:
-            self.receive_packet(packet)
+        """Feed a batch of packets (e.g. all read from the socket in one go)."""
+        if self.state is SessionState.CLOSED:
+            return
+        for message in self._reader.iter_messages(packets):
+            self._dispatch(message)
 
     def receive_message(self, message: Message) -> None:
         """Feed an already reassembled message (for transports that frame by themselves)."""
