@@ -1,0 +1,111 @@
+"""API keys, participant tokens, `ApiScope` and grants: sign, verify and match (TOKENS.md).
+
+Pure: no I/O and no clock reads; time-dependent checks take `now` as an argument.
+"""
+
+from .api_keys import (
+    ApiKey,
+    base64_compress_uuid,
+    base64_decompress_uuid,
+    encode_api_key,
+    parse_api_key,
+)
+from .base36 import base36decode, base36encode, compress_uuid, decompress_uuid
+from .file_permissions import (
+    FILE_ACTIONS,
+    FileAction,
+    FilePathRule,
+    FilesPolicy,
+    is_valid_file_path,
+    legacy_storage_rules,
+    normalize_storage_path,
+    storage_request_path,
+    validate_file_path,
+)
+from .grants import (
+    AdminGrant,
+    AgentsGrant,
+    ContainerRegistryGrant,
+    ContainersGrant,
+    DatasetGrant,
+    DeveloperGrant,
+    LivekitGrant,
+    LLMGrant,
+    MemoryEntryGrant,
+    MemoryGrant,
+    MemoryPermissions,
+    MessagingGrant,
+    QueuesGrant,
+    SecretsGrant,
+    ServicesGrant,
+    SqliteDatabaseGrant,
+    SqliteGrant,
+    SqliteTableGrant,
+    StorageGrant,
+    StoragePathGrant,
+    SyncGrant,
+    SyncPathGrant,
+    TableGrant,
+    TunnelsGrant,
+)
+from .jws import decode_jwt, encode_jwt
+from .model import GrantModel
+from .participant_token import LIBRARY_VERSION, ParticipantGrant, ParticipantToken
+from .patterns import matches_grant_pattern
+from .scopes import ApiScope
+from .verification import UnknownKeyIdError, verify_participant_jwt
+
+__all__ = [
+    "FILE_ACTIONS",
+    "LIBRARY_VERSION",
+    "AdminGrant",
+    "AgentsGrant",
+    "ApiKey",
+    "ApiScope",
+    "ContainerRegistryGrant",
+    "ContainersGrant",
+    "DatasetGrant",
+    "DeveloperGrant",
+    "FileAction",
+    "FilePathRule",
+    "FilesPolicy",
+    "GrantModel",
+    "LLMGrant",
+    "LivekitGrant",
+    "MemoryEntryGrant",
+    "MemoryGrant",
+    "MemoryPermissions",
+    "MessagingGrant",
+    "ParticipantGrant",
+    "ParticipantToken",
+    "QueuesGrant",
+    "SecretsGrant",
+    "ServicesGrant",
+    "SqliteDatabaseGrant",
+    "SqliteGrant",
+    "SqliteTableGrant",
+    "StorageGrant",
+    "StoragePathGrant",
+    "SyncGrant",
+    "SyncPathGrant",
+    "TableGrant",
+    "TunnelsGrant",
+    "UnknownKeyIdError",
+    "base36decode",
+    "base36encode",
+    "base64_compress_uuid",
+    "base64_decompress_uuid",
+    "compress_uuid",
+    "decode_jwt",
+    "decompress_uuid",
+    "encode_api_key",
+    "encode_jwt",
+    "is_valid_file_path",
+    "legacy_storage_rules",
+    "matches_grant_pattern",
+    "normalize_storage_path",
+    "parse_api_key",
+    "storage_request_path",
+    "validate_file_path",
+    "verify_participant_jwt",
+]
