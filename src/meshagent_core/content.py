@@ -16,7 +16,7 @@ from typing import Any, Mapping, Union
 
 import msgspec
 
-from .envelope import JsonStyle, pack_message, split_message
+from .envelope import JsonStyle, decode_json, pack_message, split_message
 from .errors import EnvelopeError, RoomException
 
 
@@ -196,13 +196,20 @@ def pack_content(content: Content, *, style: JsonStyle = JsonStyle.COMPACT) -> b
     return pack_message(content.header(), content.data, style=style)
 
 
+_content_header_decoder = msgspec.json.Decoder(ContentHeader)
+_HEADER_CLASSES: dict[str, type] = {
+    cls.__struct_config__.tag: cls  # type: ignore[attr-defined]
+    for cls in ContentHeader.__args__  # type: ignore[attr-defined]
+}
+
+
 def unpack_content(data: bytes | bytearray | memoryview) -> Content:
     """Decode an envelope that holds one content value (a response, a hosted tool's result)."""
     header_bytes, payload = split_message(data)
     try:
-        header = msgspec.json.decode(header_bytes, type=ContentHeader)
+        header = _content_header_decoder.decode(header_bytes)
     except msgspec.DecodeError:
-        # Slow path, only to name the problem precisely.
+        # Slow path, only to name the problem precisely (or to read NaN and lone surrogates).
         header_dict = _decode_object(header_bytes)
         return content_from_header(header_dict, payload)
     return _with_payload(header, payload)
@@ -213,10 +220,11 @@ def content_from_header(header: Mapping[str, Any], payload: bytes = b"") -> Cont
     content_type = header.get("type")
     if not isinstance(content_type, str):
         raise EnvelopeError("content header is missing required 'type'")
-    if content_type not in CONTENT_TYPES:
+    cls = _HEADER_CLASSES.get(content_type)
+    if cls is None:
         raise EnvelopeError(f"unsupported content type: {content_type}")
     try:
-        decoded = msgspec.convert(header, type=ContentHeader)
+        decoded = msgspec.convert(header, type=cls)
     except msgspec.ValidationError as error:
         raise EnvelopeError(_describe_invalid(content_type, error)) from None
     return _with_payload(decoded, payload)
@@ -250,11 +258,8 @@ def _describe_invalid(content_type: str, error: msgspec.ValidationError) -> str:
     return f"{content_type} content is invalid: {error}"
 
 
-def _decode_object(header_bytes: memoryview) -> dict[str, Any]:
-    try:
-        value = msgspec.json.decode(header_bytes)
-    except msgspec.DecodeError as error:
-        raise EnvelopeError(f"invalid message header: {error}") from None
+def _decode_object(header_bytes: bytes | memoryview) -> dict[str, Any]:
+    value = decode_json(header_bytes)
     if not isinstance(value, dict):
         raise EnvelopeError("message header must be an object")
     return value

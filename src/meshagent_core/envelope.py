@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import enum
 import json
+import struct
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any, Mapping, TypeVar
 
 import msgspec
@@ -26,10 +28,16 @@ META_KEY = "__meshagent__"
 _json_encoder = msgspec.json.Encoder()
 _json_decoder = msgspec.json.Decoder()
 _python_encoder = json.JSONEncoder(default=str)
+# json.dumps() builds a C encoder on every call; keeping one makes PYTHON style ~2x faster.
+_python_c_encoder = (
+    c_make_encoder(None, str, encode_basestring_ascii, None, ": ", ", ", False, False, True)
+    if c_make_encoder is not None
+    else None
+)
+_U64 = struct.Struct(">Q")
 
 _EMPTY_META_COMPACT = b'"__meshagent__":{"v":1,"otel":{}}}'
 _EMPTY_META_PYTHON = '"__meshagent__": {"v": 1, "otel": {}}}'
-_META_KEY_BYTES = b'"__meshagent__"'
 
 T = TypeVar("T")
 
@@ -49,13 +57,18 @@ def encode_header(
 ) -> bytes:
     """Header JSON bytes, with `__meshagent__` appended as the last key.
 
-    `trace` is the W3C trace-context carrier for `otel` (`{}` when None).
+    `trace` is the W3C trace-context carrier for `otel` (`{}` when None). In COMPACT style,
+    what JSON cannot carry as UTF-8 (a lone surrogate) falls back to PYTHON style's escapes;
+    NaN and infinities become `null` (the official client writes bare `NaN`, which is not JSON).
     """
     if style is JsonStyle.PYTHON:
         return _encode_header_python(header, trace)
     if isinstance(header, dict) and META_KEY in header:
         header = {k: v for k, v in header.items() if k != META_KEY}
-    body = _json_encoder.encode(header)
+    try:
+        body = _json_encoder.encode(header)
+    except UnicodeEncodeError:
+        return _encode_header_python(header, trace)
     if body[:1] != b"{":
         raise TypeError(f"a message header must be a JSON object, not {type(header).__name__}")
     if trace:
@@ -70,50 +83,72 @@ def encode_header(
 def _encode_header_python(
     header: Mapping[str, Any] | msgspec.Struct, trace: Mapping[str, str] | None
 ) -> bytes:
+    if type(header) is dict and not trace and _python_c_encoder is not None and META_KEY not in header:
+        body = "".join(_python_c_encoder(header, 0))
+        if len(body) == 2:
+            return ("{" + _EMPTY_META_PYTHON).encode("ascii")
+        return (body[:-1] + ", " + _EMPTY_META_PYTHON).encode("ascii")
     if isinstance(header, msgspec.Struct):
         header = msgspec.to_builtins(header)
     elif not isinstance(header, Mapping):
         raise TypeError(f"a message header must be a JSON object, not {type(header).__name__}")
-    # Python dict semantics, as the official client: a caller key named __meshagent__ keeps
-    # its position and takes the reserved value.
-    full = dict(header)
-    full[META_KEY] = {"v": 1, "otel": dict(trace) if trace else {}}
-    return _python_encoder.encode(full).encode("utf-8")
+    if trace or META_KEY in header or _python_c_encoder is None or type(header) is not dict:
+        # Python dict semantics, as the official client: a caller key named __meshagent__
+        # keeps its position and takes the reserved value.
+        full = dict(header)
+        full[META_KEY] = {"v": 1, "otel": dict(trace) if trace else {}}
+        return _python_encoder.encode(full).encode("utf-8")
+    body = "".join(_python_c_encoder(header, 0))
+    if len(body) == 2:
+        return ("{" + _EMPTY_META_PYTHON).encode("ascii")
+    return (body[:-1] + ", " + _EMPTY_META_PYTHON).encode("ascii")
 
 
 def pack_message(
     header: Mapping[str, Any] | msgspec.Struct,
-    payload: bytes | bytearray | memoryview = b"",
+    payload: bytes | bytearray | memoryview | None = b"",
     *,
     trace: Mapping[str, str] | None = None,
     style: JsonStyle = JsonStyle.COMPACT,
 ) -> bytes:
-    """Envelope bytes for `header` and `payload`."""
+    """Envelope bytes for `header` and `payload` (None is the same as no payload)."""
     header_bytes = encode_header(header, trace=trace, style=style)
-    return b"".join((len(header_bytes).to_bytes(8, "big"), header_bytes, payload))
+    if payload:
+        return b"".join((_U64.pack(len(header_bytes)), header_bytes, payload))
+    return _U64.pack(len(header_bytes)) + header_bytes
 
 
-def split_message(data: bytes | bytearray | memoryview) -> tuple[memoryview, bytes]:
+def split_message(data: bytes | bytearray | memoryview) -> tuple[bytes | memoryview, bytes]:
     """(header JSON bytes, payload) of an envelope, without decoding the JSON."""
     size = len(data)
     if size < HEADER_LENGTH_SIZE:
         raise EnvelopeError("message is too short")
-    header_length = int.from_bytes(data[:HEADER_LENGTH_SIZE], "big")
-    end = HEADER_LENGTH_SIZE + header_length
+    end = HEADER_LENGTH_SIZE + _U64.unpack_from(data)[0]
     if size < end:
         raise EnvelopeError("message header is incomplete")
+    if type(data) is bytes:
+        return data[HEADER_LENGTH_SIZE:end], data[end:] if end < size else b""
     view = memoryview(data)
     return view[HEADER_LENGTH_SIZE:end], bytes(view[end:])
+
+
+def decode_json(header_bytes: bytes | memoryview) -> Any:
+    """Any JSON value. Falls back to the standard library for what the official client can
+    send but strict JSON parsers refuse: bare NaN/Infinity, lone surrogate escapes."""
+    try:
+        return _json_decoder.decode(header_bytes)
+    except msgspec.DecodeError as error:
+        try:
+            return json.loads(bytes(header_bytes))
+        except (ValueError, RecursionError):
+            raise EnvelopeError(f"invalid message header: {error}") from None
 
 
 def unpack_message(data: bytes | bytearray | memoryview) -> tuple[dict[str, Any], bytes]:
     """(header, payload) of an envelope; the header is a dict without `__meshagent__`."""
     header_bytes, payload = split_message(data)
-    try:
-        header = _json_decoder.decode(header_bytes)
-    except msgspec.DecodeError as error:
-        raise EnvelopeError(f"invalid message header: {error}") from None
-    if not isinstance(header, dict):
+    header = decode_json(header_bytes)
+    if type(header) is not dict:
         raise EnvelopeError("message header must be an object")
     header.pop(META_KEY, None)
     return header, payload
@@ -138,11 +173,7 @@ def strip_meta(header: dict[str, Any]) -> dict[str, Any]:
 
 
 def _raise_for_undecodable(header_bytes: bytes | memoryview) -> None:
-    try:
-        value = _json_decoder.decode(header_bytes)
-    except msgspec.DecodeError as error:
-        raise EnvelopeError(f"invalid message header: {error}") from None
-    if not isinstance(value, dict):
+    if not isinstance(decode_json(header_bytes), dict):
         raise EnvelopeError("message header must be an object")
 
 

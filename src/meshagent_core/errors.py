@@ -77,7 +77,13 @@ class RemoteProtocolError(ProtocolError):
 
 
 class FramingError(RemoteProtocolError):
-    """A packet that cannot belong to a well-formed message (ROOM_WIRE §2)."""
+    """A packet that cannot belong to a well-formed message (ROOM_WIRE §2).
+
+    Raised by `PacketReader.receive_packets`, `completed` holds the messages the same batch
+    finished before the bad packet.
+    """
+
+    completed: list = []
 
 
 class MessageTooLarge(FramingError):

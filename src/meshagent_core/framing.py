@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import struct
 from operator import itemgetter
-from typing import Iterable, Iterator, NamedTuple, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 from .errors import FramingError, MessageTooLarge
 
@@ -27,10 +27,16 @@ MAX_PACKET_SIZE = DATA_PREFIX_SIZE + CHUNK_SIZE
 
 _HEADER = struct.Struct(">QII")
 _DATA = struct.Struct(">QI")
-_U64_MAX = (1 << 64) - 1
 _ID_FIELD = itemgetter(slice(0, 8))
 _INDEX_FIELD = itemgetter(slice(8, 12))
 _BODY = itemgetter(slice(DATA_PREFIX_SIZE, None))
+#: Big-endian u32 indices 0..4096 back to back, to check a run's index fields in one compare.
+_INDEX_TABLE_SIZE = 4096
+_INDEX_TABLE = struct.pack(f">{_INDEX_TABLE_SIZE + 1}I", *range(_INDEX_TABLE_SIZE + 1))
+#: From this many packets on, bodies are joined from views (one copy) rather than slices.
+_VIEW_JOIN_MIN_PACKETS = 64
+
+
 
 
 class Message(NamedTuple):
@@ -39,6 +45,9 @@ class Message(NamedTuple):
     id: int
     type: str
     data: bytes
+
+
+_new_message = tuple.__new__  # _new_message(Message, (id, type, data)): NamedTuple's __new__ minus its Python frame
 
 
 def packet_count(size: int) -> int:
@@ -56,13 +65,19 @@ def encode_message(message_id: int, type: str, data: bytes | bytearray | memoryv
 def _append_packets(
     out: list[bytes], message_id: int, type: str, data: bytes | bytearray | memoryview
 ) -> None:
-    if not 0 <= message_id <= _U64_MAX:
-        raise ValueError(f"message id {message_id} does not fit in 64 bits")
     size = len(data)
-    count = -(-size // CHUNK_SIZE)
-    out.append(_HEADER.pack(message_id, 0, count) + type.encode("utf-8"))
-    if count == 0:
-        return
+    try:
+        if size <= CHUNK_SIZE:
+            if size:
+                out.append(_HEADER.pack(message_id, 0, 1) + type.encode("utf-8"))
+                out.append(_DATA.pack(message_id, 1) + data)
+            else:
+                out.append(_HEADER.pack(message_id, 0, 0) + type.encode("utf-8"))
+            return
+        count = -(-size // CHUNK_SIZE)
+        out.append(_HEADER.pack(message_id, 0, count) + type.encode("utf-8"))
+    except struct.error:
+        raise ValueError(f"message id {message_id} does not fit in 64 bits") from None
     view = memoryview(data)
     pack = _DATA.pack
     index = 1
@@ -99,9 +114,8 @@ class PacketReader:
     """Reassembles packets into messages.
 
     `receive_packet` returns the completed `Message`, or None while a message is still in
-    progress. The reader keeps slices of the packets it is fed until their message completes,
-    so a caller must not reuse a mutable buffer it has fed (WebSocket libraries hand out
-    immutable `bytes`). A packet that breaks framing raises `FramingError` (or `MessageTooLarge`); the
+    progress. `bytes` packets are kept as views until their message completes (one copy, at
+    the end); other buffers are copied on arrival, so a caller may reuse them. A packet that breaks framing raises `FramingError` (or `MessageTooLarge`); the
     partial message is dropped and the reader is ready for the next header packet.
     """
 
@@ -130,51 +144,113 @@ class PacketReader:
         """Bytes of the message in progress held so far."""
         return sum(len(chunk) for chunk in self._chunks)
 
-    def receive_packets(self, packets: Iterable[bytes]) -> list[Message]:
-        """Feed several packets; the completed messages in order. Raises at the first bad
-        packet (use `iter_messages` to keep the messages completed before it)."""
-        return list(self.iter_messages(packets))
+    def receive_packets(self, packets: Iterable[bytes | bytearray | memoryview]) -> list[Message]:
+        """Feed a batch of packets (e.g. all that one socket read produced); the completed
+        messages in order.
 
-    def iter_messages(self, packets: Iterable[bytes]) -> Iterator[Message]:
-        """Feed several packets, yielding each message as it completes.
-
-        A run of full data packets of the message in progress is checked and taken in bulk
-        (ids, indices and sizes compared for the whole run at once), which is what makes a
-        large message cheap to reassemble; the last packet of each message, and any run that
-        does not check out, goes through `receive_packet`, which names the exact problem.
+        A message whose packets are all in the batch, and runs of full data packets of a
+        message in progress, are checked and taken in bulk (ids, indices and sizes compared for
+        the whole run at once), which is what makes reassembly cheap. Anything that does not
+        check out goes through `receive_packet`, which names the exact problem: the
+        `FramingError` raised carries, in `completed`, the messages this batch finished before
+        the bad packet.
         """
         if not isinstance(packets, (list, tuple)):
             packets = list(packets)
-        receive = self.receive_packet
+        messages: list[Message] = []
         position, end = 0, len(packets)
-        while position < end:
-            if self._next_index and self._next_index < self._count:
-                taken = self._take_full_packets(packets, position)
+        try:
+            while position < end:
+                if self._next_index == 0:
+                    taken = self._take_whole_message(packets, position, messages)
+                elif self._next_index + 2 < self._count and end - position > 2:
+                    taken = self._take_full_packets(packets, position)
+                else:
+                    taken = 0
                 if taken:
                     position += taken
                     continue
-            message = receive(packets[position])
-            position += 1
-            if message is not None:
-                yield message
+                message = self.receive_packet(packets[position])
+                position += 1
+                if message is not None:
+                    messages.append(message)
+        except FramingError as error:
+            error.completed = messages
+            raise
+        return messages
 
-    def _take_full_packets(self, packets: Sequence[bytes], position: int) -> int:
-        first = self._next_index
-        run = packets[position : position + (self._count - first)]
+    def _take_whole_message(self, packets: Sequence[bytes | bytearray | memoryview], position: int, messages: list[Message]) -> int:
+        """A header packet followed, in this batch, by all its data packets: check the run and
+        deliver the message in one step. 0 when the general path must handle it."""
+        header = packets[position]
+        if len(header) < HEADER_PREFIX_SIZE:
+            return 0
+        message_id, index, count = _HEADER.unpack_from(header)
+        if index != 0 or count == 0 or position + count >= len(packets):
+            return 0
+        if count == 1:
+            body = packets[position + 1]
+            size = len(body) - DATA_PREFIX_SIZE
+            if not 0 < size <= CHUNK_SIZE or size > self.max_message_size:
+                return 0
+            if body[:DATA_PREFIX_SIZE] != _DATA.pack(message_id, 1):
+                return 0
+            data = bytes(body[DATA_PREFIX_SIZE:])
+        else:
+            run = packets[position + 1 : position + 1 + count]
+            last = len(run[-1]) - DATA_PREFIX_SIZE
+            if (
+                not 0 < last <= CHUNK_SIZE
+                or (count - 1) * CHUNK_SIZE + last > self.max_message_size
+                or not self._check_run(run[:-1], message_id, 1)
+                or run[-1][:DATA_PREFIX_SIZE] != _DATA.pack(message_id, count)
+            ):
+                return 0
+            data = b"".join(self._bodies(run))
+        try:
+            type_name = str(header[HEADER_PREFIX_SIZE:], "utf-8")
+        except UnicodeDecodeError:
+            return 0
+        messages.append(_new_message(Message, (message_id, type_name, data)))
+        return 1 + count
+
+    @staticmethod
+    def _check_run(run: Sequence[bytes | bytearray | memoryview], message_id: int, first: int) -> bool:
+        """True when `run` is exactly the full (1036-byte) packets `first`, `first+1`, … of
+        message `message_id`."""
         count = len(run)
-        if count < 2:
+        last = first + count
+        if last <= _INDEX_TABLE_SIZE:
+            indices = _INDEX_TABLE[first * 4 : last * 4]
+        else:
+            indices = struct.pack(f">{count}I", *range(first, last))
+        return (
+            set(map(len, run)) == {MAX_PACKET_SIZE}
+            and b"".join(map(_ID_FIELD, run)) == message_id.to_bytes(8, "big") * count
+            and b"".join(map(_INDEX_FIELD, run)) == indices
+        )
+
+    @staticmethod
+    def _bodies(run: Sequence[bytes | bytearray | memoryview]) -> Iterable[bytes | memoryview]:
+        """The data of a run of packets for an immediate join: views for large runs (the join is
+        then the only copy), slices for small ones (cheaper than making views)."""
+        if len(run) >= _VIEW_JOIN_MIN_PACKETS:
+            return map(_BODY, map(memoryview, run))
+        return map(_BODY, run)
+
+    def _take_full_packets(self, packets: Sequence[bytes | bytearray | memoryview], position: int) -> int:
+        first = self._next_index
+        # Leave the message's last packet to receive_packet, which checks the size limit.
+        run = packets[position : position + (self._count - first)]
+        if len(run) < 2 or not self._check_run(run, self._id, first):
             return 0
-        lengths = set(map(len, run))
-        if (
-            len(lengths) != 1
-            or MAX_PACKET_SIZE not in lengths
-            or b"".join(map(_ID_FIELD, run)) != self._id.to_bytes(8, "big") * count
-            or b"".join(map(_INDEX_FIELD, run)) != struct.pack(f">{count}I", *range(first, first + count))
-        ):
-            return 0
-        self._chunks.extend(map(_BODY, run))
-        self._next_index = first + count
-        return count
+        # These chunks are held until the message completes: views only of immutable packets.
+        if set(map(type, run)) == {bytes}:
+            self._chunks.extend(map(_BODY, map(memoryview, run)))
+        else:
+            self._chunks.extend(map(bytes, map(_BODY, run)))
+        self._next_index = first + len(run)
+        return len(run)
 
     def receive_packet(self, packet: bytes | bytearray | memoryview) -> Message | None:
         if len(packet) < DATA_PREFIX_SIZE:
@@ -216,9 +292,11 @@ class PacketReader:
                     limit=self.max_message_size,
                 )
             )
-        self._chunks.append(packet[DATA_PREFIX_SIZE:])
+        self._chunks.append(
+            memoryview(packet)[DATA_PREFIX_SIZE:] if type(packet) is bytes else bytes(packet[DATA_PREFIX_SIZE:])
+        )
         if index == self._count:
-            message = Message(self._id, self._type, b"".join(self._chunks))
+            message = _new_message(Message, (self._id, self._type, b"".join(self._chunks)))
             self._reset()
             return message
         self._next_index = index + 1
@@ -246,11 +324,11 @@ class PacketReader:
                 limit=self.max_message_size,
             )
         try:
-            type = bytes(packet[HEADER_PREFIX_SIZE:]).decode("utf-8")
+            type = str(packet[HEADER_PREFIX_SIZE:], "utf-8")
         except UnicodeDecodeError as error:
             raise FramingError(f"message {message_id}: type is not UTF-8 ({error})") from None
         if count == 0:
-            return Message(message_id, type, b"")
+            return _new_message(Message, (message_id, type, b""))
         self._id = message_id
         self._type = type
         self._count = count

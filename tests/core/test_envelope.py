@@ -151,3 +151,19 @@ def test_malformed_envelope(data: bytes, message: str) -> None:
 def test_malformed_content(header: bytes, message: str) -> None:
     with pytest.raises(EnvelopeError, match="^" + message):
         unpack_content(envelope(header))
+
+
+def test_compact_style_escapes_what_utf8_cannot_carry() -> None:
+    packed = pack_message({"k": "\ud800"})
+    assert b'"\\ud800"' in packed
+    assert unpack_message(packed) == ({"k": "\ud800"}, b"")
+
+
+def test_non_finite_floats_from_python_peers_decode() -> None:
+    raw = b'{"a": NaN, "b": -Infinity}'
+    header, _ = unpack_message(envelope(raw))
+    assert header["b"] == float("-inf") and header["a"] != header["a"]
+
+
+def test_none_payload_is_no_payload() -> None:
+    assert pack_message({"a": 1}, None) == pack_message({"a": 1})

@@ -200,7 +200,7 @@ def test_message_id_must_fit_64_bits() -> None:
     st.data(),
 )
 def test_batched_reassembly_matches_packet_by_packet(messages: list, draw: st.DataObject) -> None:
-    """`iter_messages` takes runs of full packets in bulk; it must deliver exactly what
+    """`receive_packets` takes runs of full packets in bulk; it must deliver exactly what
     feeding the same packets one by one delivers, and fail at the same packets."""
     stream = [p for message_id, data in messages for p in encode_message(message_id, "t", data)]
     mutations = draw.draw(st.lists(st.tuples(st.sampled_from(["drop", "dup", "flip", "swap"]), st.integers(0, 10_000)), max_size=3))
@@ -238,9 +238,9 @@ def test_batched_reassembly_matches_packet_by_packet(messages: list, draw: st.Da
         reader, delivered, errors = PacketReader(max_message_size=20_000), [], 0
         for batch in batches:
             try:
-                for message in reader.iter_messages(batch):
-                    delivered.append(message)
-            except FramingError:
+                delivered.extend(reader.receive_packets(batch))
+            except FramingError as error:
+                delivered.extend(error.completed)
                 errors += 1
         return delivered, errors
 
@@ -253,3 +253,16 @@ def test_a_bad_packet_inside_a_bulk_run_is_named() -> None:
     reader = PacketReader()
     with pytest.raises(FramingError, match="data packet 5 of 10 is short"):
         reader.receive_packets(packets)
+
+
+@pytest.mark.parametrize("kind", [bytearray, memoryview])
+def test_fed_buffers_may_be_reused(kind) -> None:
+    """Chunks held across batches are copied unless the packet is immutable `bytes`."""
+    data = bytes(range(256)) * 40  # 10 packets
+    packets = encode_message(3, "t", data)
+    buffers = [bytearray(p) for p in packets]
+    reader = PacketReader()
+    assert reader.receive_packets([kind(b) for b in buffers[:7]]) == []
+    for buffer in buffers[:7]:
+        buffer[12:] = b"\xee" * (len(buffer) - 12)  # the caller reuses its buffers
+    assert reader.receive_packets([kind(b) for b in buffers[7:]]) == [(3, "t", data)]

@@ -9,7 +9,7 @@ import msgspec
 
 from ..content import Content, content_from_header, is_content_header
 from ..envelope import JsonStyle, pack_message, unpack_message
-from ..errors import ConnectionLost, EnvelopeError, ErrorCode, LocalProtocolError
+from ..errors import ConnectionLost, EnvelopeError, ErrorCode, FramingError, LocalProtocolError
 from ..framing import DEFAULT_MAX_MESSAGE_SIZE, Message, PacketReader, PacketWriter
 from ..messages import ToolCallChunk
 from .events import Event, SessionClosed
@@ -98,7 +98,13 @@ class Session:
         """Feed a batch of packets (e.g. all read from the socket in one go)."""
         if self.state is SessionState.CLOSED:
             return
-        for message in self._reader.iter_messages(packets):
+        try:
+            messages = self._reader.receive_packets(packets)
+        except FramingError as error:
+            for message in error.completed:
+                self._dispatch(message)
+            raise
+        for message in messages:
             self._dispatch(message)
 
     def receive_message(self, message: Message) -> None:
