@@ -1,0 +1,184 @@
+"""Where each session event of a participant goes: built-in toolkits, hosted toolkits, hooks."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from meshagent_core import ControlContent, ErrorCode, ErrorContent, RoomException
+from meshagent_core.session import events as ev
+
+from . import hosting
+from .hooks import ATTRIBUTE_HOOKS, LEAVE_HOOKS, REQUEST_HANDLERS, RequestHandler
+from .room import Participant, error_content
+from .toolkit import ToolCall, run_tool_call
+from .toolkits import BUILTIN_TOOLKITS, UNAVAILABLE_TOOLKITS
+
+log = logging.getLogger("meshagent_trio.server")
+
+
+def dispatch(participant: Participant, event: ev.Event) -> None:
+    handler = _EVENT_HANDLERS.get(type(event))
+    if handler is not None:
+        handler(participant, event)
+    elif isinstance(event, ev.MalformedMessage):
+        log.info("%r sent a malformed %s: %s", participant, event.type, event.error)
+
+
+def participant_left(participant: Participant) -> None:
+    for hook in LEAVE_HOOKS:
+        try:
+            hook(participant)
+        except Exception:
+            log.exception("leave hook failed for %r", participant)
+
+
+# --- invocations -----------------------------------------------------------------------------
+
+
+def _on_invoke(participant: Participant, event: ev.ToolInvoked) -> None:
+    room = participant.room
+    limit = room.config.max_pending_calls
+    if participant.active_calls >= limit:
+        participant.respond(
+            event.request_id,
+            ErrorContent(text=f"too many calls in progress on this connection (limit {limit})", code=ErrorCode.OPERATION_FAILED),
+        )
+        return
+    toolkit = BUILTIN_TOOLKITS.get(event.toolkit)
+    if toolkit is None:
+        if event.toolkit in UNAVAILABLE_TOOLKITS:
+            participant.respond(
+                event.request_id,
+                ErrorContent(
+                    text=f"the {event.toolkit} toolkit is not available on this server",
+                    code=ErrorCode.DEPENDENCY_MISSING,
+                ),
+            )
+        else:
+            hosting.route_to_host(participant, event)
+        return
+    handler = toolkit.tools.get(event.tool)
+    if handler is None:
+        participant.respond(
+            event.request_id,
+            ErrorContent(text=f"the {event.toolkit} toolkit has no tool named {event.tool!r}", code=ErrorCode.NOT_FOUND),
+        )
+        return
+    call = ToolCall(
+        room=room,
+        caller=participant,
+        request_id=event.request_id,
+        toolkit=event.toolkit,
+        tool=event.tool,
+        arguments=event.arguments,
+        tool_call_id=event.tool_call_id,
+        on_behalf_of_id=event.on_behalf_of_id,
+    )
+    if call.has_input_stream:
+        if event.tool_call_id in participant.calls:
+            participant.respond(
+                event.request_id,
+                ErrorContent(text=f"tool call id {event.tool_call_id} is already in use", code=ErrorCode.INVALID_REQUEST),
+            )
+            return
+        call._open_input()
+        participant.calls[event.tool_call_id] = call
+    participant.active_calls += 1
+    assert participant.nursery is not None
+    participant.nursery.start_soon(_run_call, participant, handler, call)
+
+
+async def _run_call(participant: Participant, handler: Any, call: ToolCall) -> None:
+    try:
+        await run_tool_call(handler, call)
+    finally:
+        participant.active_calls -= 1
+        if participant.calls.get(call.tool_call_id) is call:
+            del participant.calls[call.tool_call_id]
+
+
+def _on_request_chunk(participant: Participant, event: ev.RequestChunk) -> None:
+    call = participant.calls.get(event.tool_call_id)
+    if call is not None:
+        call._feed_input(event.chunk)
+        return
+    routed = participant.outgoing_calls.get(event.tool_call_id)
+    if routed is not None:
+        routed.send_input(event.chunk)
+
+
+def _on_request_stream_closed(participant: Participant, event: ev.RequestStreamClosed) -> None:
+    call = participant.calls.get(event.tool_call_id)
+    if call is not None:
+        if event.status_code == 1000:
+            call._feed_input(None)
+        else:
+            call._feed_input(
+                RoomException(event.message or "the input stream was closed abnormally", code=ErrorCode.INVALID_REQUEST, status_code=event.status_code)
+            )
+            call._feed_input(None)
+        return
+    routed = participant.outgoing_calls.get(event.tool_call_id)
+    if routed is not None:
+        routed.send_input(ControlContent(method="close", status_code=event.status_code, message=event.message))
+
+
+# --- other requests and events ---------------------------------------------------------------
+
+
+def _on_request(participant: Participant, event: ev.RequestReceived) -> None:
+    handler = REQUEST_HANDLERS.get(event.type)
+    if handler is None:
+        participant.respond(
+            event.request_id,
+            ErrorContent(text=f"unknown request type {event.type!r}", code=ErrorCode.INVALID_REQUEST),
+        )
+        return
+    if participant.active_calls >= participant.room.config.max_pending_calls:
+        participant.respond(
+            event.request_id, ErrorContent(text="too many calls in progress on this connection", code=ErrorCode.OPERATION_FAILED)
+        )
+        return
+    participant.active_calls += 1
+    assert participant.nursery is not None
+    participant.nursery.start_soon(_run_request, participant, handler, event)
+
+
+async def _run_request(participant: Participant, handler: RequestHandler, event: ev.RequestReceived) -> None:
+    try:
+        content = await handler(participant, event)
+    except RoomException as error:
+        content = error_content(error)
+    except Exception as error:
+        log.exception("%s failed", event.type)
+        content = ErrorContent(text=f"{event.type} failed: {error}", code=ErrorCode.OPERATION_FAILED)
+    finally:
+        participant.active_calls -= 1
+    participant.respond(event.request_id, content)
+
+
+def _on_attributes(participant: Participant, event: ev.AttributesSet) -> None:
+    changed = dict(event.attributes)
+    participant.attributes.update(changed)
+    for hook in ATTRIBUTE_HOOKS:
+        hook(participant, changed)
+
+
+def _on_host_event(participant: Participant, event: ev.HostResponse | ev.HostChunk | ev.HostStreamClosed | ev.HostCallFailed) -> None:
+    routed = participant.hosted_calls.get(event.call_id)
+    if routed is not None:
+        routed.deliver(event)
+
+
+_EVENT_HANDLERS: dict[type, Callable[[Participant, Any], None]] = {
+    ev.ToolInvoked: _on_invoke,
+    ev.RequestChunk: _on_request_chunk,
+    ev.RequestStreamClosed: _on_request_stream_closed,
+    ev.RequestReceived: _on_request,
+    ev.AttributesSet: _on_attributes,
+    ev.HostResponse: _on_host_event,
+    ev.HostChunk: _on_host_event,
+    ev.HostStreamClosed: _on_host_event,
+    ev.HostCallFailed: _on_host_event,
+}

@@ -1,0 +1,14 @@
+"""The built-in toolkits of the local server, by name."""
+
+from __future__ import annotations
+
+from ..toolkit import Toolkit
+from . import developer, messaging, queues, storage
+
+BUILTIN_TOOLKITS: dict[str, Toolkit] = {
+    toolkit.name: toolkit for toolkit in (developer.toolkit, messaging.toolkit, queues.toolkit, storage.toolkit)
+}
+
+#: Built-in toolkits of the MeshAgent cloud that this server does not provide (yet): calls get
+#: a clear error instead of being routed to a participant.
+UNAVAILABLE_TOOLKITS = frozenset({"sync", "dataset", "sqlite", "memory", "containers", "mounts", "services", "livekit"})

@@ -1,0 +1,8 @@
+"""The `queues` toolkit (in progress: tools are added as they are built; a tool not listed here
+answers "the queues toolkit has no tool named …")."""
+
+from __future__ import annotations
+
+from ..toolkit import Toolkit
+
+toolkit = Toolkit("queues")

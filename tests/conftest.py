@@ -1,0 +1,26 @@
+"""Shared fixtures: a real local server on a free port (helpers in roomtest.py)."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from pathlib import Path
+from typing import AsyncIterator
+
+import pytest
+import trio
+
+from meshagent_trio.server import Credentials, Server, ServerConfig
+
+
+@pytest.fixture
+def credentials() -> Credentials:
+    return Credentials(str(uuid.uuid4()), str(uuid.uuid4()), secrets.token_urlsafe(24))
+
+
+@pytest.fixture
+async def server(tmp_path: Path, credentials: Credentials, nursery: trio.Nursery) -> AsyncIterator[Server]:
+    config = ServerConfig(data_dir=tmp_path / "data", credentials=credentials, port=0)
+    server = Server(config)
+    await nursery.start(server.serve)
+    yield server
