@@ -51,8 +51,9 @@ class ToolCallStream:
         self._chunks_send, self._chunks = trio.open_memory_channel[ev.Event](math.inf)
 
     async def response(self) -> Content:
-        """The call's answer: `ControlContent(open)` when the result is a stream."""
-        return await self._connection._outcome(self.request_id)
+        """The call's answer: `ControlContent(open)` when the result is a stream; an `error`
+        answer raises `RoomException`."""
+        return _raise_for_error(await self._connection._outcome(self.request_id))
 
     def send(self, chunk: Content) -> None:
         self._connection.session.send_input_chunk(self.tool_call_id, chunk)

@@ -1,12 +1,17 @@
-"""A session transcript through the sans-IO core: a participant and a room server, in memory.
+"""The demo: the local server and a session against it, over real sockets.
 
-Every message is framed into packets, carried across, reassembled and decoded, so the
-transcript shows exactly what the two state machines put on the wire and what they made of it.
+`run_demo` starts the server on a free port and has two participants meet in a room: one hosts a
+toolkit, the other calls it, and the developer log stream shows what happened. `run_transcript`
+prints, instead, a session through the sans-IO core alone, in memory: every message framed into
+packets, carried across, reassembled and decoded.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
+
+import trio
 
 from meshagent_core import (
     CONTROL_CLOSE,
@@ -75,3 +80,65 @@ def run_transcript(out: Callable[[str], None] = print) -> dict[str, int]:
     for event in failed:
         out(f"      -> {event!r}")
     return {"failed_on_close": len(failed)}
+
+
+async def run_demo(data_dir: Path, out: Callable[[str], None] = print) -> dict[str, object]:
+    """Start the local server, run a two-participant session against it; returns what the tests check."""
+    from meshagent_core import BinaryContent, ErrorContent, RoomException, TextContent
+    from meshagent_core.session.events import ToolCallReceived
+    from meshagent_core.tokens import ApiScope, ParticipantToken
+
+    from .connection import RoomConnection
+    from .server.app import Server, ServerConfig, load_credentials
+
+    credentials, _ = load_credentials(data_dir)
+    server = Server(ServerConfig(data_dir=data_dir, credentials=credentials, port=0))
+    results: dict[str, object] = {}
+
+    def token(name: str) -> str:
+        participant = ParticipantToken(name=name, project_id=credentials.project_id, api_key_id=credentials.key_id)
+        participant.add_role_grant("agent")
+        participant.add_room_grant("demo")
+        participant.add_api_grant(ApiScope.agent_default())
+        return participant.to_jwt(token=credentials.secret)
+
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(server.serve)
+        url = f"ws://127.0.0.1:{port}/rooms/demo"
+        out(f"local MeshAgent server on http://127.0.0.1:{port}")
+        async with RoomConnection.open(url, token("echo-agent")) as host, RoomConnection.open(url, token("alice")) as alice:
+            out(f"echo-agent joined as {host.participant_id}, alice as {alice.participant_id}")
+            async with alice.stream_call("developer", "logs") as logs:
+                await logs.response()
+                registration = await host.request(
+                    "room.register_toolkit",
+                    {"name": "echo", "title": "Echo", "description": "says it back", "tools": {"shout": {"title": "Shout", "description": "upper-cases text"}}, "public": True, "annotations": {}},
+                )
+                out(f"echo-agent registered toolkit 'echo' ({registration.json['id']})")
+
+                async def serve_echo() -> None:
+                    async for event in host.events:
+                        if isinstance(event, ToolCallReceived):
+                            text = event.arguments.json.get("text", "")
+                            if not text:
+                                host.respond_to_tool_call(event.call_id, ErrorContent(text="nothing to shout", code=1002))
+                                continue
+                            await host.invoke("developer", "info", {"message": f"shouting {text!r}", "extra": {}})
+                            host.respond_to_tool_call(event.call_id, TextContent(text=text.upper()))
+
+                nursery.start_soon(serve_echo)
+                answer = await alice.invoke("echo", "shout", {"text": "hello, room"})
+                out(f"alice called echo.shout -> {answer.text!r}")
+                results["shout"] = answer.text
+                entry = await logs.next_chunk()
+                assert isinstance(entry, BinaryContent)
+                out(f"developer log: {entry.headers['type']}: {entry.data.decode()}")
+                results["log"] = entry.data.decode()
+                try:
+                    await alice.invoke("sync", "describe", {"path": "notes.doc"})
+                except RoomException as error:
+                    out(f"alice asked for sync -> error {error.code}: {error.message}")
+                    results["unavailable"] = error.code
+            nursery.cancel_scope.cancel()
+    out("done")
+    return results

@@ -1,10 +1,11 @@
 import subprocess
 import sys
+from pathlib import Path
 
-from meshagent_trio.demo import run_transcript
+from meshagent_trio.demo import run_demo, run_transcript
 
 
-def test_demo_transcript_runs_every_step() -> None:
+def test_transcript_runs_every_step() -> None:
     lines: list[str] = []
     counts = run_transcript(lines.append)
     assert counts == {"failed_on_close": 1}
@@ -13,6 +14,18 @@ def test_demo_transcript_runs_every_step() -> None:
         assert expected in text
 
 
-def test_cli_demo_command() -> None:
-    result = subprocess.run([sys.executable, "-m", "meshagent_trio", "demo"], capture_output=True, text=True, check=True)
-    assert "room connection closed before request completed" in result.stdout
+async def test_demo_session_against_the_local_server(tmp_path: Path) -> None:
+    lines: list[str] = []
+    results = await run_demo(tmp_path, lines.append)
+    assert results["shout"] == "HELLO, ROOM"
+    assert '"message":"shouting \'hello, room\'"' in results["log"]
+    assert results["unavailable"] == 1007
+    assert (tmp_path / "credentials.json").exists()
+
+
+def test_cli_demo_command(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "meshagent_trio", "demo", "--data-dir", str(tmp_path)],
+        capture_output=True, text=True, check=True, timeout=60,
+    )
+    assert "alice called echo.shout -> 'HELLO, ROOM'" in result.stdout

@@ -24,6 +24,7 @@ from meshagent_core import (
     ErrorCode,
     ErrorContent,
     FramingError,
+    MessageTooLarge,
     RoomException,
     ServerSession,
 )
@@ -269,7 +270,7 @@ async def serve_participant(room: Room, token: ParticipantToken, ws: WebSocketCo
                             dispatch(participant, event)
                         reason = f"protocol error: {error}"
                         log.warning("closing %r: %s", participant, error)
-                        await _close(ws, 1002, str(error)[:120])
+                        await _close(ws, 1009 if isinstance(error, MessageTooLarge) else 1002, str(error)[:120])
                         break
                     for event in session.events_received():
                         dispatch(participant, event)
