@@ -150,6 +150,11 @@ class ToolCall:
         self.caller.send_response_chunk(self.tool_call_id, chunk)
         await self.caller.writable()
 
+    def answer(self, result: Content | None = None) -> None:
+        """Answer the call now, before the handler returns (e.g. to send events that must
+        follow the answer); the handler's return value is then ignored."""
+        self._finish(result)
+
     def _finish(self, result: Content | None) -> None:
         if self.finished:
             return
