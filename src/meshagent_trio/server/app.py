@@ -87,6 +87,8 @@ class ServerConfig:
     max_message_size: int = 64 * 1024 * 1024
     #: Requests a single connection may have in progress at once.
     max_pending_calls: int = 256
+    #: Largest file a `storage.upload` may write.
+    max_upload_size: int = 1024 * 1024 * 1024
     #: Public base URL, for `room_url` (defaults to ws://host:port).
     public_url: str | None = None
     #: The time source for token expiry (seconds since the epoch).
