@@ -85,7 +85,7 @@ def run_transcript(out: Callable[[str], None] = print) -> dict[str, int]:
 async def run_demo(data_dir: Path, out: Callable[[str], None] = print) -> dict[str, object]:
     """Start the local server, run a two-participant session against it; returns what the tests check."""
     from meshagent_core import BinaryContent, ErrorContent, RoomException, TextContent
-    from meshagent_core.session.events import ToolCallReceived
+    from meshagent_core.session.events import MessageReceived, ToolCallReceived
     from meshagent_core.tokens import ApiScope, ParticipantToken
 
     from .connection import RoomConnection
@@ -125,7 +125,12 @@ async def run_demo(data_dir: Path, out: Callable[[str], None] = print) -> dict[s
                                 continue
                             await host.invoke("developer", "info", {"message": f"shouting {text!r}", "extra": {}})
                             host.respond_to_tool_call(event.call_id, TextContent(text=text.upper()))
+                        elif isinstance(event, MessageReceived) and event.type == "chat":
+                            out(f"echo-agent received a chat message: {event.message}")
+                            results["chat"] = event.message
+                            chat_received.set()
 
+                chat_received = trio.Event()
                 nursery.start_soon(serve_echo)
                 answer = await alice.invoke("echo", "shout", {"text": "hello, room"})
                 out(f"alice called echo.shout -> {answer.text!r}")
@@ -134,6 +139,19 @@ async def run_demo(data_dir: Path, out: Callable[[str], None] = print) -> dict[s
                 assert isinstance(entry, BinaryContent)
                 out(f"developer log: {entry.headers['type']}: {entry.data.decode()}")
                 results["log"] = entry.data.decode()
+                await alice.invoke("queues", "send", {"name": "jobs", "create": True, "message": {"job": "tidy"}})
+                job = await host.invoke("queues", "receive", {"name": "jobs", "create": True, "wait": True})
+                out(f"echo-agent took a job from queue 'jobs' -> {job.json}")
+                results["job"] = job.json
+                await host.invoke("messaging", "enable", {})
+                await alice.invoke("messaging", "enable", {})
+                await alice.invoke(
+                    "messaging",
+                    "send",
+                    {"to_participant_id": host.participant_id, "type": "chat", "message_json": '{"text": "thanks!"}', "attachment_base64": None},
+                )
+                with trio.fail_after(10):
+                    await chat_received.wait()
                 try:
                     await alice.invoke("sync", "describe", {"path": "notes.doc"})
                 except RoomException as error:

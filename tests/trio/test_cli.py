@@ -20,6 +20,8 @@ async def test_demo_session_against_the_local_server(tmp_path: Path) -> None:
     assert results["shout"] == "HELLO, ROOM"
     assert '"message":"shouting \'hello, room\'"' in results["log"]
     assert results["unavailable"] == 1007
+    assert results["job"] == {"job": "tidy"}
+    assert results["chat"] == {"text": "thanks!"}
     assert (tmp_path / "credentials.json").exists()
 
 
