@@ -86,10 +86,14 @@ class WebSocketConnection:
             else:
                 self._protocol.receive_eof()
             packets = self._take_packets(self._protocol.events_received())
-            await self._flush()
-            if self._protocol.state is CLOSED:
+            if self._protocol.close_rcvd is not None or self._protocol.state is CLOSED:
+                # The peer is leaving. Tell the caller first; our close reply is sent by close(),
+                # after the caller has dealt with the departure.
                 self._closed = self._closed_error()
-                await self._stream.aclose()
+                if packets:
+                    return packets
+                raise self._closed
+            await self._flush()  # pongs
             if packets:
                 return packets
 
@@ -133,10 +137,14 @@ class WebSocketConnection:
             try:
                 await self._flush()
                 with trio.move_on_after(CLOSE_TIMEOUT):
-                    while self._protocol.state is not CLOSED:
+                    while self._protocol.close_rcvd is None and self._protocol.state is not CLOSED:
                         await self.receive_packets()
             except WebSocketClosed:
                 pass
+        try:
+            await self._flush()  # e.g. the reply to the peer's close frame
+        except WebSocketClosed:
+            pass
         self._closed = self._closed or WebSocketClosed(code, reason)
         await self._stream.aclose()
 
@@ -148,8 +156,10 @@ class WebSocketConnection:
     def _closed_error(self) -> WebSocketClosed:
         if self._closed is not None:
             return self._closed
-        code = self._protocol.close_code or 1006
-        return WebSocketClosed(code, self._protocol.close_reason or "")
+        received = self._protocol.close_rcvd
+        if received is not None:  # also before our reply is sent, when close_code is still None
+            return WebSocketClosed(received.code, received.reason)
+        return WebSocketClosed(self._protocol.close_code or 1006, self._protocol.close_reason or "")
 
 
 # --- server side -----------------------------------------------------------------------------

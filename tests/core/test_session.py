@@ -339,3 +339,14 @@ def test_file_and_log_events() -> None:
     assert raw(client, "developer.log", {"type": 3, "data": {}}) == [ev.DeveloperLogReceived("unknown", {})]
     (bad,) = raw(client, "storage.file.deleted", {"path": "a"})
     assert isinstance(bad, ev.MalformedMessage)
+
+
+def test_input_after_the_connection_dropped_raises_connection_lost() -> None:
+    client, _ = ready_pair()
+    invocation = client.invoke_tool("tk", "t", input_stream=True)
+    client.connection_closed("network down", 1006)
+    with pytest.raises(ConnectionLost) as info:
+        client.send_input_chunk(invocation.tool_call_id, TextContent(text="late"))
+    assert info.value.code == 1006
+    with pytest.raises(ConnectionLost):
+        client.close_input(invocation.tool_call_id)

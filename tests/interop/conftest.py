@@ -10,10 +10,17 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import socket
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterator
 
 import pytest
 
@@ -114,6 +121,190 @@ def official_codec(official_python: str):
         yield codec
     finally:
         codec.close()
+
+
+# --- our server as a subprocess, and the official scenario scripts against it ------------------
+
+SCENARIO_DIR = Path(__file__).resolve().parent / "official_scripts"
+SRC = REPO / "src"
+SERVER_START_TIMEOUT = 30.0
+SCENARIO_TIMEOUT = 120.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _env_with_src(extra: dict[str, str]) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(SRC)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env.update(extra)
+    return env
+
+
+class ServerProcess:
+    """`python -m meshagent_trio serve --port <free port> --data-dir <dir>` with a fresh API key.
+
+    `api_key` signs the official client's tokens; `api_url` is what the official client derives
+    the room URL from (MESHAGENT_API_URL); `log()` is what the server printed (for failures).
+    """
+
+    def __init__(self, data_dir: Path) -> None:
+        from meshagent_core.tokens import ApiKey, encode_api_key
+
+        self.data_dir = data_dir
+        self.project_id = str(uuid.uuid4())
+        self.key_id = str(uuid.uuid4())
+        self.api_key = encode_api_key(ApiKey(id=self.key_id, project_id=self.project_id, secret=secrets.token_urlsafe(32)))
+        #: Same key id and project, another secret: tokens signed with it must be refused.
+        self.wrong_api_key = encode_api_key(ApiKey(id=self.key_id, project_id=self.project_id, secret=secrets.token_urlsafe(32)))
+        self.port = free_port()
+        self.api_url = f"http://127.0.0.1:{self.port}"
+        self._log_path = data_dir.parent / f"server-{self.port}.log"
+        self._log = open(self._log_path, "w+b")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "meshagent_trio", "serve", "--port", str(self.port), "--data-dir", str(data_dir)],
+            env=_env_with_src({"MESHAGENT_API_KEY": self.api_key}),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the server exited ({self.proc.returncode}) before it was ready:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(self.api_url + "/", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the server did not answer GET / within {SERVER_START_TIMEOUT} s:\n{self.log()}")
+            time.sleep(0.05)
+
+    def log(self) -> str:
+        self._log.flush()
+        return self._log_path.read_bytes().decode("utf-8", "replace")[-6000:]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    returncode: int
+    stdout: str
+    stderr: str
+    server_log: str
+
+    @property
+    def observed(self) -> dict:
+        """The script's JSON observations; fails the test (with everything known) otherwise."""
+        lines = [line for line in self.stdout.splitlines() if line.strip()]
+        try:
+            data = json.loads(lines[-1]) if lines else None
+        except ValueError:
+            data = None
+        if self.returncode != 0 or not isinstance(data, dict):
+            failure = json.dumps(data, indent=1)[:6000] if isinstance(data, dict) else self.stdout[-3000:]
+            pytest.fail(
+                f"official scenario {self.name} failed (exit {self.returncode}):\n{failure}\n"
+                f"--- official client stderr ---\n{self.stderr[-4000:]}\n--- server log ---\n{self.server_log}",
+                pytrace=False,
+            )
+        return data
+
+
+class Scenarios:
+    """The `scenario_*.py` scripts under the official interpreter, all started at once (each in
+    its own room), so the module costs about as long as its slowest script."""
+
+    def __init__(self, python: str, server: ServerProcess) -> None:
+        self.python = python
+        self.server = server
+        self._running: dict[str, tuple[subprocess.Popen, Any, Any]] = {}
+        self._results: dict[str, ScenarioResult] = {}
+
+    def start(self, name: str) -> None:
+        if name in self._running or name in self._results:
+            return
+        script = SCENARIO_DIR / f"scenario_{name}.py"
+        env = dict(os.environ)
+        env.pop("PYTHONPATH", None)  # the official interpreter must not see our src/
+        env.update(
+            {
+                "MESHAGENT_API_URL": self.server.api_url,
+                "MESHAGENT_API_KEY": self.server.api_key,
+                "SCENARIO_WRONG_API_KEY": self.server.wrong_api_key,
+                "SCENARIO_ROOM": f"interop-{name.replace('_', '-')}",
+            }
+        )
+        for variable in ("MESHAGENT_ROOM_URL", "MESHAGENT_PROFILE_API_URL", "MESHAGENT_ROOM", "MESHAGENT_TOKEN"):
+            env.pop(variable, None)
+        out = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
+        err = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
+        proc = subprocess.Popen([self.python, str(script)], env=env, stdout=out, stderr=err, cwd=str(SCENARIO_DIR))
+        self._running[name] = (proc, out, err)
+
+    def result(self, name: str) -> ScenarioResult:
+        self.start(name)
+        if name not in self._results:
+            proc, out, err = self._running.pop(name)
+            try:
+                proc.wait(timeout=SCENARIO_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            out.seek(0)
+            err.seek(0)
+            self._results[name] = ScenarioResult(name, proc.returncode, out.read(), err.read(), self.server.log())
+            out.close()
+            err.close()
+        return self._results[name]
+
+    def close(self) -> None:
+        for proc, out, err in self._running.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            out.close()
+            err.close()
+        self._running.clear()
+
+
+@pytest.fixture(scope="module")
+def server_process(tmp_path_factory) -> Iterator[ServerProcess]:
+    """Our server as a subprocess (one per test module), on a fresh data directory."""
+    server = ServerProcess(tmp_path_factory.mktemp("server") / "data")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def official_scenarios(official_python: str, server_process: ServerProcess) -> Iterator[Scenarios]:
+    scenarios = Scenarios(official_python, server_process)
+    for script in sorted(SCENARIO_DIR.glob("scenario_*.py")):
+        scenarios.start(script.stem[len("scenario_") :])
+    try:
+        yield scenarios
+    finally:
+        scenarios.close()
 
 
 def pytest_report_header(config):

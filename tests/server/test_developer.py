@@ -51,3 +51,17 @@ async def test_grants(server, credentials) -> None:
             with pytest.raises(RoomException) as info:
                 await logs.response()
             assert info.value.code == 1001
+
+
+async def test_pipelined_calls_take_effect_in_order(server, credentials) -> None:
+    """Calls sent back to back (as the official client's pipelined sends are) are started in
+    arrival order, whatever order the scheduler picks for new tasks."""
+    async with RoomConnection.open(room_url(server), mint(credentials, name="watcher")) as watcher:
+        async with RoomConnection.open(room_url(server), mint(credentials, name="writer")) as writer:
+            async with watcher.stream_call("developer", "logs") as logs:
+                await logs.response()
+                for i in range(40):
+                    writer.session.invoke_tool("developer", "log", {"type": "seq", "data": {"i": i}})
+                writer._kick()
+                seen = [json.loads((await logs.next_chunk()).data)["i"] for _ in range(40)]
+                assert seen == list(range(40))

@@ -20,7 +20,12 @@ from roomtest import mint, room_url
 @pytest.fixture
 async def small_server(tmp_path: Path, credentials, nursery) -> Server:
     config = ServerConfig(
-        data_dir=tmp_path / "data", credentials=credentials, port=0, max_message_size=4096, max_pending_calls=2
+        data_dir=tmp_path / "data",
+        credentials=credentials,
+        port=0,
+        max_message_size=4096,
+        max_pending_calls=2,
+        max_queued_calls=2,
     )
     server = Server(config)
     await nursery.start(server.serve)
@@ -50,13 +55,36 @@ async def test_malformed_packets_close_with_protocol_error(small_server, credent
         assert await good.request("room.list_toolkits", {})
 
 
-async def test_pending_calls_limit(small_server, credentials) -> None:
+async def test_calls_over_the_running_limit_wait_their_turn(small_server, credentials) -> None:
+    finished: list[str] = []
     async with RoomConnection.open(room_url(small_server), mint(credentials, name="waiter")) as room:
         async with trio.open_nursery() as nursery:
-            for _ in range(2):  # two calls that wait (for a toolkit that never appears)
-                nursery.start_soon(lambda: room.request("room.list_toolkits", {"participant_name": "nobody", "timeout": 30}))
-            await trio.sleep(0.1)
-            with pytest.raises(RoomException, match="too many calls in progress") as info:
-                await room.invoke("developer", "info", {"message": "x"})
-            assert info.value.code == 1008
-            nursery.cancel_scope.cancel()
+
+            async def waiting_list(label: str) -> None:
+                # waits for a participant named "nobody" to register a toolkit
+                await room.request("room.list_toolkits", {"participant_name": "nobody", "timeout": 30})
+                finished.append(label)
+
+            async def info() -> None:
+                await room.invoke("developer", "info", {"message": "queued"})
+                finished.append("info")
+
+            nursery.start_soon(waiting_list, "list-1")
+            nursery.start_soon(waiting_list, "list-2")
+            await trio.sleep(0.05)
+            nursery.start_soon(info)  # over the limit of 2 running calls: it waits, it is not refused
+            await trio.sleep(0.05)
+            assert finished == []
+            async with RoomConnection.open(room_url(small_server), mint(credentials, name="nobody")) as nobody:
+                await nobody.request("room.register_toolkit", {"name": "tk", "tools": {}, "public": True})
+        assert sorted(finished[:2]) == ["list-1", "list-2"] and finished[2] == "info"
+
+
+async def test_calls_over_the_queue_limit_are_refused(small_server, credentials) -> None:
+    async with RoomConnection.open(room_url(small_server), mint(credentials, name="waiter")) as room:
+        for _ in range(4):  # 2 running + 2 queued
+            room.session.send_request("room.list_toolkits", {"participant_name": "nobody", "timeout": 30})
+        room._kick()
+        with pytest.raises(RoomException, match="too many calls in progress") as info:
+            await room.invoke("developer", "info", {"message": "x"})
+        assert info.value.code == 1008

@@ -142,6 +142,7 @@ class ClientSession(Session):
 
     def send_input_chunk(self, tool_call_id: str, chunk: Content) -> None:
         """One chunk of a streamed tool input (`room.tool_call_request_chunk`, one-way)."""
+        self._ensure_open()
         if tool_call_id not in self._input_streams:
             raise not_pending("input stream", tool_call_id)
         if isinstance(chunk, ControlContent):
@@ -150,6 +151,7 @@ class ClientSession(Session):
 
     def close_input(self, tool_call_id: str, status_code: int = 1000, message: str | None = None) -> None:
         """End a streamed tool input with `control/close`."""
+        self._ensure_open()
         if tool_call_id not in self._input_streams:
             raise not_pending("input stream", tool_call_id)
         self._input_streams.discard(tool_call_id)

@@ -266,7 +266,14 @@ class ServerSession(Session):
     def _fail_pending(self, reason: str) -> None:
         for call_id, call in list(self._routed.items()):
             self._events.append(
-                HostCallFailed(call_id, call.tool_call_id, ConnectionLost(f"the participant hosting toolkit {call.toolkit} left before the call completed: {reason}"))
+                HostCallFailed(
+                    call_id,
+                    call.tool_call_id,
+                    ConnectionLost(
+                        f"the participant hosting toolkit {call.toolkit} left before the call completed: {reason}",
+                        code=ErrorCode.OPERATION_FAILED,
+                    ),
+                )
             )
         self._routed.clear()
         self._open_requests.clear()

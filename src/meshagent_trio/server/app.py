@@ -85,8 +85,10 @@ class ServerConfig:
     port: int = DEFAULT_PORT
     #: Largest room message accepted from a participant (its header packet is refused first).
     max_message_size: int = 64 * 1024 * 1024
-    #: Requests a single connection may have in progress at once.
+    #: Requests of one connection that run at once; later ones wait their turn (in order).
     max_pending_calls: int = 256
+    #: Requests of one connection that may wait for their turn before new ones are refused.
+    max_queued_calls: int = 10_000
     #: Largest file a `storage.upload` may write.
     max_upload_size: int = 1024 * 1024 * 1024
     #: Public base URL, for `room_url` (defaults to ws://host:port).

@@ -38,13 +38,6 @@ def participant_left(participant: Participant) -> None:
 
 def _on_invoke(participant: Participant, event: ev.ToolInvoked) -> None:
     room = participant.room
-    limit = room.config.max_pending_calls
-    if participant.active_calls >= limit:
-        participant.respond(
-            event.request_id,
-            ErrorContent(text=f"too many calls in progress on this connection (limit {limit})", code=ErrorCode.OPERATION_FAILED),
-        )
-        return
     toolkit = BUILTIN_TOOLKITS.get(event.toolkit)
     if toolkit is None:
         if event.toolkit in UNAVAILABLE_TOOLKITS:
@@ -84,16 +77,17 @@ def _on_invoke(participant: Participant, event: ev.ToolInvoked) -> None:
             return
         call._open_input()
         participant.calls[event.tool_call_id] = call
-    participant.active_calls += 1
-    assert participant.nursery is not None
-    participant.nursery.start_soon(_run_call, participant, handler, call)
+    try:
+        participant.start_call(_run_call, participant, handler, call)
+    except RoomException as error:
+        participant.calls.pop(event.tool_call_id, None)
+        participant.respond(event.request_id, error_content(error))
 
 
 async def _run_call(participant: Participant, handler: Any, call: ToolCall) -> None:
     try:
         await run_tool_call(handler, call)
     finally:
-        participant.active_calls -= 1
         if participant.calls.get(call.tool_call_id) is call:
             del participant.calls[call.tool_call_id]
 
@@ -135,14 +129,10 @@ def _on_request(participant: Participant, event: ev.RequestReceived) -> None:
             ErrorContent(text=f"unknown request type {event.type!r}", code=ErrorCode.INVALID_REQUEST),
         )
         return
-    if participant.active_calls >= participant.room.config.max_pending_calls:
-        participant.respond(
-            event.request_id, ErrorContent(text="too many calls in progress on this connection", code=ErrorCode.OPERATION_FAILED)
-        )
-        return
-    participant.active_calls += 1
-    assert participant.nursery is not None
-    participant.nursery.start_soon(_run_request, participant, handler, event)
+    try:
+        participant.start_call(_run_request, participant, handler, event)
+    except RoomException as error:
+        participant.respond(event.request_id, error_content(error))
 
 
 async def _run_request(participant: Participant, handler: RequestHandler, event: ev.RequestReceived) -> None:
@@ -153,8 +143,6 @@ async def _run_request(participant: Participant, handler: RequestHandler, event:
     except Exception as error:
         log.exception("%s failed", event.type)
         content = ErrorContent(text=f"{event.type} failed: {error}", code=ErrorCode.OPERATION_FAILED)
-    finally:
-        participant.active_calls -= 1
     participant.respond(event.request_id, content)
 
 

@@ -137,9 +137,12 @@ def route_to_host(caller: Participant, event: ev.ToolInvoked) -> None:
         caller.respond(event.request_id, ErrorContent(text=error.message, code=error.code))
         return
     caller.outgoing_calls[event.tool_call_id] = routed
-    caller.active_calls += 1
-    assert caller.nursery is not None
-    caller.nursery.start_soon(_relay, caller, event, routed)
+    try:
+        caller.start_call(_relay, caller, event, routed)
+    except RoomException as error:
+        del caller.outgoing_calls[event.tool_call_id]
+        routed.cancel()
+        caller.respond(event.request_id, ErrorContent(text=error.message, code=error.code))
 
 
 async def _relay(caller: Participant, event: ev.ToolInvoked, routed: RoutedCall) -> None:
@@ -168,7 +171,6 @@ async def _relay(caller: Participant, event: ev.ToolInvoked, routed: RoutedCall)
                         event.tool_call_id, ControlContent(method="close", status_code=1011, message=host_event.error.message)
                     )
     finally:
-        caller.active_calls -= 1
         if caller.outgoing_calls.get(event.tool_call_id) is routed:
             del caller.outgoing_calls[event.tool_call_id]
         routed.cancel()

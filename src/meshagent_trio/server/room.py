@@ -13,7 +13,7 @@ import math
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import msgspec
 import trio
@@ -64,6 +64,9 @@ class Participant:
         self.connected = True
         self.calls: dict[str, ToolCall] = {}  # built-in calls with an input stream, by tool_call_id
         self.active_calls = 0
+        self.queued_calls = 0
+        self._call_finished = trio.Event()
+        self._starts_send, self._starts = trio.open_memory_channel[tuple[Callable[..., Awaitable[None]], tuple[Any, ...]]](math.inf)
         self.hosted_calls: dict[int, RoutedCall] = {}  # calls routed to this participant, by call id
         self.outgoing_calls: dict[str, RoutedCall] = {}  # this participant's calls into hosts
         self._wakeup = trio.Event()
@@ -99,6 +102,40 @@ class Participant:
 
     def _kick(self) -> None:
         self._wakeup.set()
+
+    # --- calls ----------------------------------------------------------------------------
+
+    def start_call(self, function: Callable[..., Awaitable[None]], *args: Any) -> None:
+        """Run `function(*args)` as a task of this connection. Calls start in arrival order: each
+        runs up to its first checkpoint before the next starts, so pipelined calls take effect
+        in the order they were sent. At most `max_pending_calls` run at once; later ones wait."""
+        if self.queued_calls >= self.room.config.max_queued_calls:
+            raise RoomException(
+                f"too many calls in progress on this connection (limit {self.room.config.max_queued_calls})",
+                code=ErrorCode.OPERATION_FAILED,
+            )
+        self.queued_calls += 1
+        self._starts_send.send_nowait((function, args))
+
+    async def _starter(self, nursery: trio.Nursery) -> None:
+        limit = self.room.config.max_pending_calls
+        async for function, args in self._starts:
+            while self.active_calls >= limit:
+                await self._call_finished.wait()
+            self.queued_calls -= 1
+            self.active_calls += 1
+            await nursery.start(self._run_started, function, args)
+
+    async def _run_started(
+        self, function: Callable[..., Awaitable[None]], args: tuple[Any, ...], task_status: trio.TaskStatus[None]
+    ) -> None:
+        task_status.started()
+        try:
+            await function(*args)
+        finally:
+            self.active_calls -= 1
+            finished, self._call_finished = self._call_finished, trio.Event()
+            finished.set()
 
     # --- routed calls into this participant's toolkits ------------------------------------
 
@@ -254,11 +291,25 @@ async def serve_participant(room: Room, token: ParticipantToken, ws: WebSocketCo
     room.participants[participant.id] = participant
     session.send_room_ready(room.name, room_url, str(uuid.uuid4()))
     session.send_connected(participant.id, participant.attributes)
-    reason = "participant left"
+    close_code, close_reason = 1000, ""
+
+    def leave(reason: str) -> None:
+        # Synchronous, with no checkpoint since the end was seen: nobody can route a call to a
+        # participant that has gone, and everything it had pending fails right away.
+        if not participant.connected:
+            return
+        participant.connected = False
+        session.connection_closed(reason)
+        for event in session.events_received():
+            dispatch(participant, event)
+        participant_left(participant)
+        room.participants.pop(participant.id, None)
+
     try:
         async with trio.open_nursery() as nursery:
             participant.nursery = nursery
             nursery.start_soon(_writer, participant, ws)
+            nursery.start_soon(participant._starter, nursery)
             participant._kick()
             try:
                 while True:
@@ -268,25 +319,22 @@ async def serve_participant(room: Room, token: ParticipantToken, ws: WebSocketCo
                     except FramingError as error:
                         for event in session.events_received():
                             dispatch(participant, event)
-                        reason = f"protocol error: {error}"
                         log.warning("closing %r: %s", participant, error)
-                        await _close(ws, 1009 if isinstance(error, MessageTooLarge) else 1002, str(error)[:120])
+                        close_code = 1009 if isinstance(error, MessageTooLarge) else 1002
+                        close_reason = str(error)[:120]
+                        leave(f"protocol error: {error}")
                         break
                     for event in session.events_received():
                         dispatch(participant, event)
             except WebSocketClosed as closed:
-                reason = str(closed)
+                leave(str(closed))
             finally:
+                leave("participant left")
                 nursery.cancel_scope.cancel()
     finally:
-        participant.connected = False
-        session.connection_closed(reason)
-        for event in session.events_received():
-            dispatch(participant, event)
-        participant_left(participant)
-        room.participants.pop(participant.id, None)
+        leave("participant left")
         with trio.CancelScope(shield=True):
-            await _close(ws, 1000, "")
+            await _close(ws, close_code, close_reason)
 
 
 async def _writer(participant: Participant, ws: WebSocketConnection) -> None:

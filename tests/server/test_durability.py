@@ -1,0 +1,421 @@
+"""Durability of the local server across SIGKILL: uploads and queue sends.
+
+The server runs as a subprocess (`python -m meshagent_trio serve --data-dir <dir>`); our client
+(`RoomConnection`) drives it. The server is killed with SIGKILL in the middle of a stream of
+uploads (and of queue sends), then restarted on the same data directory. An operation counts as
+acknowledged only when the server said so: an upload when its stream closed normally after our
+input close, a send when its `empty` answer arrived. Afterwards:
+
+* every acknowledged upload is present with exactly its bytes; an upload that was in flight is
+  either absent or complete (never torn); no temporary file is visible through `storage.list`
+  or left on disk (`.meshagent-upload-*`) once the room's storage has been used again;
+* every acknowledged queue send is receivable, in the order sent; the one send in flight at the
+  kill may be there too (committed but not yet answered), right after them, and nothing else.
+
+Loops are bounded; nothing asserts on timing.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import AsyncIterator
+
+import pytest
+import trio
+
+from meshagent_core import BinaryContent, ControlContent, EmptyContent, ErrorContent, JsonContent, RoomException
+from meshagent_core.tokens import ApiScope
+from meshagent_trio.connection import RoomConnection
+from meshagent_trio.server import Credentials
+from roomtest import mint
+
+REPO = Path(__file__).resolve().parents[2]
+ROOM = "durable-room"
+UPLOAD_TEMP_PREFIX = ".meshagent-upload-"  # reserved name (ROOM_APIS §14, TOKENS §7.3)
+READY_ATTEMPTS = 600  # x 50 ms
+
+
+# --- the server as a subprocess ---------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class ServerProcess:
+    """`meshagent-trio serve` on `data_dir`; `restart()` starts a new process on the same dir."""
+
+    data_dir: Path
+    credentials: Credentials
+    log_path: Path
+    port: int = 0
+    proc: trio.Process | None = None
+    starts: int = 0
+
+    async def start(self) -> None:
+        self.port = _free_port()
+        self.starts += 1
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src")] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        env["MESHAGENT_API_KEY"] = self.credentials.api_key
+        with open(self.log_path, "ab") as log:
+            log.write(f"--- start {self.starts} on port {self.port} ---\n".encode())
+            log.flush()
+            self.proc = await trio.lowlevel.open_process(
+                [sys.executable, "-m", "meshagent_trio", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        for _ in range(READY_ATTEMPTS):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the server exited ({self.proc.returncode}):\n{self.log()}")
+            if await _answers_200(self.port):
+                return
+            await trio.sleep(0.05)
+        raise RuntimeError(f"the server never answered GET /:\n{self.log()}")
+
+    async def kill(self) -> None:
+        """SIGKILL: no cleanup, no close frames, nothing flushed by the server itself."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        await self.proc.wait()
+
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/rooms/{ROOM}"
+
+    def token(self, name: str = "durable") -> str:
+        return mint(self.credentials, ROOM, name=name, scope=ApiScope.full())
+
+    def log(self) -> str:
+        return self.log_path.read_bytes().decode("utf-8", "replace")[-4000:]
+
+    @asynccontextmanager
+    async def connect(self, name: str = "durable") -> AsyncIterator[RoomConnection]:
+        async with RoomConnection.open(self.url(), self.token(name)) as room:
+            yield room
+
+
+async def _answers_200(port: int) -> bool:
+    try:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+    except OSError:
+        return False
+    async with stream:
+        try:
+            await stream.send_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            data = await stream.receive_some(64)
+        except (trio.BrokenResourceError, OSError):
+            return False
+    return data.startswith(b"HTTP/1.1 200")
+
+
+@pytest.fixture
+async def server_process(tmp_path: Path) -> AsyncIterator[ServerProcess]:
+    credentials = Credentials(str(uuid.uuid4()), str(uuid.uuid4()), secrets.token_urlsafe(24))
+    server = ServerProcess(tmp_path / "data", credentials, tmp_path / "server.log")
+    await server.start()
+    try:
+        yield server
+    finally:
+        if server.proc is not None and server.proc.poll() is None:
+            server.proc.kill()
+            await server.proc.wait()
+
+
+# --- storage over our client ------------------------------------------------------------------
+
+
+async def upload(room: RoomConnection, path: str, data: bytes, *, overwrite: bool = False, before_ack=None, mid_data=None) -> None:
+    """The pull-driven `storage.upload` (ROOM_APIS §14.2). Returns only once the server closed the
+    stream normally after our input close: the upload is acknowledged. `mid_data` is awaited after
+    the second data chunk, `before_ack` after the input close (both used to kill the server)."""
+    async with room.stream_call("storage", "upload", input_stream=True) as call:
+        call.send(
+            BinaryContent(
+                headers={
+                    "kind": "start",
+                    "path": path,
+                    "overwrite": overwrite,
+                    "name": path.rsplit("/", 1)[-1],
+                    "mime_type": "application/octet-stream",
+                    "size": len(data),
+                },
+                data=b"",
+            )
+        )
+        response = await call.response()
+        assert isinstance(response, ControlContent) and response.is_open, response
+        offset = chunks_sent = 0
+        while True:
+            chunk = await call.next_chunk()
+            if chunk is None:
+                raise AssertionError(f"upload of {path}: the stream closed before the input was closed")
+            if isinstance(chunk, ErrorContent):
+                raise chunk.to_exception()
+            assert isinstance(chunk, BinaryContent) and chunk.headers.get("kind") == "pull", chunk
+            if offset >= len(data):
+                call.close_input()
+                break
+            size = chunk.headers.get("chunk_size") or 64 * 1024
+            call.send(BinaryContent(headers={"kind": "data"}, data=data[offset : offset + size]))
+            offset += size
+            chunks_sent += 1
+            if chunks_sent == 2 and mid_data is not None:
+                await mid_data()
+        if before_ack is not None:
+            await before_ack()
+        last = await call.next_chunk()  # None: closed normally; an error chunk would come here
+        if isinstance(last, ErrorContent):
+            raise last.to_exception()
+        assert last is None, f"upload of {path}: unexpected chunk after the input close: {last!r}"
+
+
+async def download(room: RoomConnection, path: str) -> bytes:
+    async with room.stream_call("storage", "download", input_stream=True) as call:
+        call.send(BinaryContent(headers={"kind": "start", "path": path, "chunk_size": 256 * 1024}, data=b""))
+        response = await call.response()
+        assert isinstance(response, ControlContent) and response.is_open, response
+        start = await call.next_chunk()
+        assert isinstance(start, BinaryContent) and start.headers.get("kind") == "start", start
+        size = start.headers["size"]
+        received = bytearray()
+        while len(received) < size:
+            call.send(BinaryContent(headers={"kind": "pull"}, data=b""))
+            chunk = await call.next_chunk()
+            if isinstance(chunk, ErrorContent):
+                raise chunk.to_exception()
+            assert isinstance(chunk, BinaryContent) and chunk.headers.get("kind") == "data", chunk
+            received += chunk.data
+        assert await call.next_chunk() is None
+        return bytes(received)
+
+
+async def list_files(room: RoomConnection, path: str) -> list[dict]:
+    result = await room.invoke("storage", "list", {"path": path})
+    assert isinstance(result, JsonContent)
+    return result.json["files"]
+
+
+@dataclass
+class UploadLedger:
+    """What the server acknowledged, and what was attempted without an acknowledgement."""
+
+    acked: dict[str, bytes] = field(default_factory=dict)
+    #: path -> every version attempted but not acknowledged (may or may not have been committed)
+    unacked: dict[str, list[bytes]] = field(default_factory=dict)
+    #: path of the overwritten file -> its versions in attempt order, with ack flags
+    versions: list[tuple[bytes, bool]] = field(default_factory=list)
+
+    def attempt_failed(self, path: str, data: bytes) -> None:
+        self.unacked.setdefault(path, []).append(data)
+
+
+async def attempt(room: RoomConnection, ledger: UploadLedger, path: str, data: bytes, **options) -> bool:
+    try:
+        await upload(room, path, data, **options)
+    except (RoomException, trio.BrokenResourceError, trio.ClosedResourceError):
+        ledger.attempt_failed(path, data)
+        return False
+    ledger.acked[path] = data
+    return True
+
+
+def _payload(rng: random.Random, n: int) -> bytes:
+    size = rng.choice([0, 1, 1000, 64 * 1024, 64 * 1024 + 1, 150_000, 300_000])
+    return f"#{n}:".encode() + rng.randbytes(size)
+
+
+async def verify_storage(server: ServerProcess, ledger: UploadLedger, same_path: str | None = None) -> None:
+    async with server.connect("verifier") as room:
+        listed = await list_files(room, "up")  # first use of the room's storage after the restart
+        names = {entry["name"] for entry in listed}
+        assert not any(name.startswith(UPLOAD_TEMP_PREFIX) or ".tmp" in name for name in names), names
+        for path, data in ledger.acked.items():
+            if path == same_path:
+                continue
+            name = path.rsplit("/", 1)[-1]
+            assert name in names, f"acknowledged upload {path} is missing after the restart"
+            got = await download(room, path)
+            assert got == data, f"acknowledged upload {path}: {len(got)} bytes back instead of {len(data)}"
+        for entry in listed:
+            path = f"up/{entry['name']}"
+            if path in ledger.acked or path == same_path:
+                continue
+            # Not acknowledged, yet present: it must be complete, one of the versions attempted.
+            got = await download(room, path)
+            candidates = ledger.unacked.get(path, []) + ([v for v, _ in ledger.versions] if path == same_path else [])
+            assert got in candidates, f"{path} is torn: {len(got)} bytes match no attempted upload"
+            assert entry["size"] == len(got)
+        if same_path is not None and ledger.versions:
+            last_acked = max((i for i, (_, acked) in enumerate(ledger.versions) if acked), default=None)
+            if last_acked is None and same_path.rsplit("/", 1)[-1] not in names:
+                pass  # never acknowledged, never committed: absent is right
+            else:
+                got = await download(room, same_path)
+                allowed = [v for i, (v, _) in enumerate(ledger.versions) if last_acked is None or i >= last_acked]
+                assert got in allowed, f"{same_path} holds {len(got)} bytes: neither the last acknowledged version nor a later attempt"
+    # On disk: no temporary file anywhere in the room's storage, and every file is one the API lists.
+    storage = server.data_dir / "rooms" / ROOM / "storage"
+    on_disk = {p.relative_to(storage).as_posix() for p in storage.rglob("*") if p.is_file()}
+    leftovers = [p for p in on_disk if p.rsplit("/", 1)[-1].startswith(UPLOAD_TEMP_PREFIX)]
+    assert not leftovers, f"temporary upload files left on disk after the restart: {leftovers}"
+    assert on_disk == {f"up/{e['name']}" for e in listed if not e["is_folder"]}, "files on disk that the API does not list"
+
+
+async def test_uploads_survive_sigkill(server_process: ServerProcess) -> None:
+    server = server_process
+    rng = random.Random(1234)
+    ledger = UploadLedger()
+    counter = iter(range(10_000))
+
+    async def kill() -> None:
+        await server.kill()
+
+    # Round 1: a few acknowledged uploads, then a kill in the middle of an upload's data.
+    async with server.connect() as room:
+        for _ in range(5):
+            n = next(counter)
+            assert await attempt(room, ledger, f"up/f{n}.bin", _payload(rng, n))
+        n = next(counter)
+        big = f"#{n}:".encode() + rng.randbytes(400_000)
+        assert not await attempt(room, ledger, f"up/f{n}.bin", big, mid_data=kill)
+    await server.start()
+    await verify_storage(server, ledger)
+
+    # Round 2: a kill after the input close, before the commit is acknowledged.
+    async with server.connect() as room:
+        for _ in range(3):
+            n = next(counter)
+            assert await attempt(room, ledger, f"up/f{n}.bin", _payload(rng, n))
+        n = next(counter)
+        await attempt(room, ledger, f"up/f{n}.bin", f"#{n}:".encode() + rng.randbytes(200_000), before_ack=kill)
+    await server.start()
+    await verify_storage(server, ledger)
+
+    # Round 3: three writers at once (one overwriting a single file again and again), killed
+    # when enough uploads were acknowledged, wherever each writer happens to be.
+    same = "up/same.bin"
+    enough = trio.Event()
+    acks = [0]
+
+    async def writer(room: RoomConnection, seed: int) -> None:
+        local = random.Random(seed)
+        try:
+            for _ in range(40):  # bounded; the kill normally comes first
+                n = next(counter)
+                if not await attempt(room, ledger, f"up/f{n}.bin", _payload(local, n)):
+                    return
+                acks[0] += 1
+                if acks[0] >= 8:
+                    enough.set()
+        finally:
+            enough.set()  # a writer that stops early must not leave the killer waiting
+
+    async def overwriter(room: RoomConnection) -> None:
+        local = random.Random(99)
+        for version in range(40):
+            data = f"v{version}:".encode() + local.randbytes(local.choice([10, 70_000, 200_000]))
+            try:
+                await upload(room, same, data, overwrite=True)
+            except (RoomException, trio.BrokenResourceError, trio.ClosedResourceError):
+                ledger.versions.append((data, False))
+                return
+            ledger.versions.append((data, True))
+
+    async def killer() -> None:
+        await enough.wait()
+        await server.kill()
+
+    async with server.connect("w1") as r1, server.connect("w2") as r2, server.connect("w3") as r3:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(writer, r1, 1)
+            nursery.start_soon(writer, r2, 2)
+            nursery.start_soon(overwriter, r3)
+            nursery.start_soon(killer)
+    assert acks[0] >= 8, "the writers stopped before the kill"
+    await server.start()
+    await verify_storage(server, ledger, same_path=same)
+
+    # And once more, cleanly: a final restart changes nothing.
+    await server.kill()
+    await server.start()
+    await verify_storage(server, ledger, same_path=same)
+
+
+# --- queues -----------------------------------------------------------------------------------
+
+
+async def test_queue_sends_survive_sigkill(server_process: ServerProcess) -> None:
+    server = server_process
+    rng = random.Random(7)
+    rounds: list[tuple[int, int]] = []  # (base, acknowledged count) per round
+
+    for round_number in range(3):
+        base = round_number * 1000
+        acked = [0]
+        enough = trio.Event()
+        target = rng.choice([5, 20, 37])
+
+        async def sender(room: RoomConnection) -> None:
+            try:
+                for i in range(500):  # bounded; the kill comes first
+                    message = {"n": base + i, "pad": "x" * rng.randrange(2000)}
+                    try:
+                        answer = await room.invoke("queues", "send", {"name": "durable", "create": True, "message": message})
+                    except (RoomException, trio.BrokenResourceError, trio.ClosedResourceError):
+                        return
+                    assert isinstance(answer, EmptyContent), answer
+                    acked[0] = i + 1
+                    if acked[0] >= target:
+                        enough.set()
+            finally:
+                enough.set()
+
+        async def killer() -> None:
+            await enough.wait()
+            await server.kill()
+
+        async with server.connect(f"sender{round_number}") as room:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(sender, room)
+                nursery.start_soon(killer)
+        assert acked[0] >= target
+        rounds.append((base, acked[0]))
+        await server.start()
+
+    # Receive everything (bounded), in order.
+    received: list[int] = []
+    async with server.connect("receiver") as room:
+        for _ in range(sum(count for _, count in rounds) + len(rounds) + 5):
+            answer = await room.invoke("queues", "receive", {"name": "durable", "create": False, "wait": False})
+            if isinstance(answer, EmptyContent):
+                break
+            assert isinstance(answer, JsonContent), answer
+            received.append(answer.json["n"])
+
+    # Per round: 0..acked-1 in order, then perhaps the one send in flight at the kill.
+    position = 0
+    for base, count in rounds:
+        expected = list(range(base, base + count))
+        assert received[position : position + count] == expected, (
+            f"round at {base}: acknowledged sends missing or out of order: {received[position:position + count + 1]}"
+        )
+        position += count
+        if position < len(received) and received[position] == base + count:
+            position += 1  # committed, killed before its answer went out
+    assert position == len(received), f"unexpected messages after the acknowledged ones: {received[position:]}"
