@@ -1,11 +1,13 @@
 """Our local MeshAgent server under a real client: storage latency, concurrency and bulk transfer.
 
 The server runs as a subprocess (`python -m meshagent_trio serve` on a free port, fresh data
-directory, fresh API key). Each client column is measured by a WORKER: this same script run as
-`server.py --worker NAME` under the interpreter that client needs (the official meshagent-api
-0.56 client needs Python 3.13 and lives in `.venv-official`, `make official-env`), which prints
-its numbers as one JSON line. So the parent runs under any interpreter, the client never shares
-a process (or a GIL) with the server, and a new column is one entry in `CLIENTS`.
+directory, fresh API key), started by `meshagent_trio.server.process.LocalServerProcess`. Each
+client column is measured by a WORKER: this same script run as `server.py --worker NAME` under
+the interpreter that client needs (the official meshagent-api 0.56 client needs Python 3.13 and
+lives in `.venv-official`, `make official-env`), which prints its numbers as one JSON line. So
+the parent runs under any interpreter (without our server's dependencies it re-executes itself
+under the server's interpreter), the client never shares a process (or a GIL) with the server,
+and a new column is one entry in `CLIENTS`.
 
 Rows (each client does the same work on its own connection):
   * `storage.exists`, N sequential calls (default 5,000, after 200 warm-up calls): p50 and p99
@@ -30,17 +32,17 @@ import asyncio
 import json
 import os
 import platform
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from types import ModuleType
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from meshagent_trio.server.process import LocalServerProcess
 
 REPO = Path(__file__).resolve().parent.parent
 SRC = REPO / "src"
@@ -195,68 +197,26 @@ def _server_python() -> str:
     raise SystemExit("no interpreter can run our server (needs trio, h11, websockets): run `make test` once, or set MESHAGENT_SERVER_PYTHON")
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class LocalServer:
-    def __init__(self, python: str) -> None:
-        from_src = os.pathsep.join([str(SRC)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []))
-        self.data_dir = Path(tempfile.mkdtemp(prefix="meshagent-bench-"))
-        self.port = _free_port()
-        self.api_url = f"http://127.0.0.1:{self.port}"
-        self.api_key = _new_api_key(python)
-        self.log = open(self.data_dir / "server.log", "w+b")
-        self.proc = subprocess.Popen(
-            [python, "-m", "meshagent_trio", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir / "data")],
-            env={**os.environ, "PYTHONPATH": from_src, "MESHAGENT_API_KEY": self.api_key},
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        for _ in range(600):  # up to ~30 s
-            if self.proc.poll() is not None:
-                raise SystemExit(f"the server exited ({self.proc.returncode}):\n{self.output()}")
-            try:
-                with urllib.request.urlopen(self.api_url + "/", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.05)
-        self.close()
-        raise SystemExit("the server never answered GET /")
-
-    def output(self) -> str:
-        self.log.flush()
-        return (self.data_dir / "server.log").read_bytes().decode("utf-8", "replace")[-3000:]
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        shutil.rmtree(self.data_dir, ignore_errors=True)
-
-
-def _new_api_key(python: str) -> str:
-    """A fresh API key string, made by our core (under the server's interpreter)."""
-    code = (
-        "import secrets, uuid; from meshagent_core.tokens import ApiKey, encode_api_key; "
-        "print(encode_api_key(ApiKey(id=str(uuid.uuid4()), project_id=str(uuid.uuid4()), secret=secrets.token_urlsafe(32))))"
-    )
-    env = {**os.environ, "PYTHONPATH": str(SRC)}
-    return subprocess.run([python, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.strip()
+def _server_process_module(server_python: str) -> ModuleType:
+    """`meshagent_trio.server.process` (LocalServerProcess) from src/. It needs our server's
+    dependencies in this process: when this interpreter lacks them, the script re-executes
+    itself under `server_python`, which has them."""
+    if str(SRC) not in sys.path:
+        sys.path.insert(0, str(SRC))
+    try:
+        from meshagent_trio.server import process
+    except ImportError:
+        if os.environ.get("MESHAGENT_BENCH_REEXEC"):
+            raise
+        env = {**os.environ, "MESHAGENT_BENCH_REEXEC": "1", "MESHAGENT_SERVER_PYTHON": server_python}
+        os.execve(server_python, [server_python, str(Path(__file__).resolve()), *sys.argv[1:]], env)
+    return process
 
 
 # --- parent: run the workers, print the table --------------------------------------------------
 
 
-def _run_worker(client_key: str, python: str, server: LocalServer, args: argparse.Namespace) -> tuple[dict | None, str]:
+def _run_worker(client_key: str, python: str, server: LocalServerProcess, args: argparse.Namespace) -> tuple[dict | None, str]:
     command = [
         python,
         str(Path(__file__).resolve()),
@@ -315,7 +275,15 @@ def main() -> int:
 
     started = time.perf_counter()
     server_python = _server_python()
-    server = LocalServer(server_python)
+    helper = _server_process_module(server_python)
+    server = helper.LocalServerProcess(python=server_python)  # a free port, a fresh data dir and API key
+    try:
+        server.start()
+    except BaseException as error:
+        server.close()
+        if isinstance(error, helper.ServerStartError):  # says why, with the server's output
+            raise SystemExit(str(error)) from None
+        raise
     columns: list[tuple[str, dict | None, str]] = []
     failed = False
     try:

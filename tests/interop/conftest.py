@@ -11,18 +11,17 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+
+from meshagent_core.tokens import ApiKey, encode_api_key
+from meshagent_trio.server.process import LocalServerProcess
 
 REPO = Path(__file__).resolve().parents[2]
 CODEC_SCRIPT = Path(__file__).resolve().parent / "_official_codec.py"
@@ -126,81 +125,14 @@ def official_codec(official_python: str):
 # --- our server as a subprocess, and the official scenario scripts against it ------------------
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "official_scripts"
-SRC = REPO / "src"
 SERVER_START_TIMEOUT = 30.0
 SCENARIO_TIMEOUT = 120.0
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _env_with_src(extra: dict[str, str]) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(SRC)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    env.update(extra)
-    return env
-
-
-class ServerProcess:
-    """`python -m meshagent_trio serve --port <free port> --data-dir <dir>` with a fresh API key.
-
-    `api_key` signs the official client's tokens; `api_url` is what the official client derives
-    the room URL from (MESHAGENT_API_URL); `log()` is what the server printed (for failures).
-    """
-
-    def __init__(self, data_dir: Path) -> None:
-        from meshagent_core.tokens import ApiKey, encode_api_key
-
-        self.data_dir = data_dir
-        self.project_id = str(uuid.uuid4())
-        self.key_id = str(uuid.uuid4())
-        self.api_key = encode_api_key(ApiKey(id=self.key_id, project_id=self.project_id, secret=secrets.token_urlsafe(32)))
-        #: Same key id and project, another secret: tokens signed with it must be refused.
-        self.wrong_api_key = encode_api_key(ApiKey(id=self.key_id, project_id=self.project_id, secret=secrets.token_urlsafe(32)))
-        self.port = free_port()
-        self.api_url = f"http://127.0.0.1:{self.port}"
-        self._log_path = data_dir.parent / f"server-{self.port}.log"
-        self._log = open(self._log_path, "w+b")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "meshagent_trio", "serve", "--port", str(self.port), "--data-dir", str(data_dir)],
-            env=_env_with_src({"MESHAGENT_API_KEY": self.api_key}),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        self._wait_ready()
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the server exited ({self.proc.returncode}) before it was ready:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(self.api_url + "/", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the server did not answer GET / within {SERVER_START_TIMEOUT} s:\n{self.log()}")
-            time.sleep(0.05)
-
-    def log(self) -> str:
-        self._log.flush()
-        return self._log_path.read_bytes().decode("utf-8", "replace")[-6000:]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
+def wrong_api_key(server: LocalServerProcess) -> str:
+    """The server's key id and project with another secret: tokens signed with it must be refused."""
+    credentials = server.credentials
+    return encode_api_key(ApiKey(id=credentials.key_id, project_id=credentials.project_id, secret=secrets.token_urlsafe(32)))
 
 
 @dataclass
@@ -233,9 +165,10 @@ class Scenarios:
     """The `scenario_*.py` scripts under the official interpreter, all started at once (each in
     its own room), so the module costs about as long as its slowest script."""
 
-    def __init__(self, python: str, server: ServerProcess) -> None:
+    def __init__(self, python: str, server: LocalServerProcess) -> None:
         self.python = python
         self.server = server
+        self.wrong_api_key = wrong_api_key(server)
         self._running: dict[str, tuple[subprocess.Popen, Any, Any]] = {}
         self._results: dict[str, ScenarioResult] = {}
 
@@ -249,7 +182,7 @@ class Scenarios:
             {
                 "MESHAGENT_API_URL": self.server.api_url,
                 "MESHAGENT_API_KEY": self.server.api_key,
-                "SCENARIO_WRONG_API_KEY": self.server.wrong_api_key,
+                "SCENARIO_WRONG_API_KEY": self.wrong_api_key,
                 "SCENARIO_ROOM": f"interop-{name.replace('_', '-')}",
             }
         )
@@ -287,9 +220,13 @@ class Scenarios:
 
 
 @pytest.fixture(scope="module")
-def server_process(tmp_path_factory) -> Iterator[ServerProcess]:
-    """Our server as a subprocess (one per test module), on a fresh data directory."""
-    server = ServerProcess(tmp_path_factory.mktemp("server") / "data")
+def server_process(tmp_path_factory) -> Iterator[LocalServerProcess]:
+    """Our server as a subprocess (one per test module), on a fresh data directory, with a fresh
+    API key (`api_key` signs the official client's tokens; `api_url` is what the official client
+    derives the room URL from, MESHAGENT_API_URL; `log()` is what the server printed)."""
+    directory = tmp_path_factory.mktemp("server")
+    server = LocalServerProcess(directory / "data", log_path=directory / "server.log")
+    server.start(SERVER_START_TIMEOUT)
     try:
         yield server
     finally:
@@ -297,7 +234,7 @@ def server_process(tmp_path_factory) -> Iterator[ServerProcess]:
 
 
 @pytest.fixture(scope="module")
-def official_scenarios(official_python: str, server_process: ServerProcess) -> Iterator[Scenarios]:
+def official_scenarios(official_python: str, server_process: LocalServerProcess) -> Iterator[Scenarios]:
     scenarios = Scenarios(official_python, server_process)
     for script in sorted(SCENARIO_DIR.glob("scenario_*.py")):
         scenarios.start(script.stem[len("scenario_") :])

@@ -17,18 +17,11 @@ Loops are bounded; nothing asserts on timing.
 
 from __future__ import annotations
 
-import os
 import random
-import secrets
-import signal
-import socket
-import subprocess
-import sys
-import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AsyncIterator
+from typing import AsyncIterator, Iterator
 
 import pytest
 import trio
@@ -36,105 +29,38 @@ import trio
 from meshagent_core import BinaryContent, ControlContent, EmptyContent, ErrorContent, JsonContent, RoomException
 from meshagent_core.tokens import ApiScope
 from meshagent_trio.connection import RoomConnection
-from meshagent_trio.server import Credentials
+from meshagent_trio.server.process import LocalServerProcess
 from roomtest import mint
 
-REPO = Path(__file__).resolve().parents[2]
 ROOM = "durable-room"
 UPLOAD_TEMP_PREFIX = ".meshagent-upload-"  # reserved name (ROOM_APIS §14, TOKENS §7.3)
-READY_ATTEMPTS = 600  # x 50 ms
 
 
 # --- the server as a subprocess ---------------------------------------------------------------
+# LocalServerProcess blocks; from these Trio tests its process calls run in a worker thread.
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+async def kill(server: LocalServerProcess) -> None:
+    """SIGKILL: no cleanup, no close frames, nothing flushed by the server itself."""
+    await trio.to_thread.run_sync(server.kill)
 
 
-@dataclass
-class ServerProcess:
-    """`meshagent-trio serve` on `data_dir`; `restart()` starts a new process on the same dir."""
-
-    data_dir: Path
-    credentials: Credentials
-    log_path: Path
-    port: int = 0
-    proc: trio.Process | None = None
-    starts: int = 0
-
-    async def start(self) -> None:
-        self.port = _free_port()
-        self.starts += 1
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src")] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-        env["MESHAGENT_API_KEY"] = self.credentials.api_key
-        with open(self.log_path, "ab") as log:
-            log.write(f"--- start {self.starts} on port {self.port} ---\n".encode())
-            log.flush()
-            self.proc = await trio.lowlevel.open_process(
-                [sys.executable, "-m", "meshagent_trio", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        for _ in range(READY_ATTEMPTS):
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the server exited ({self.proc.returncode}):\n{self.log()}")
-            if await _answers_200(self.port):
-                return
-            await trio.sleep(0.05)
-        raise RuntimeError(f"the server never answered GET /:\n{self.log()}")
-
-    async def kill(self) -> None:
-        """SIGKILL: no cleanup, no close frames, nothing flushed by the server itself."""
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-        await self.proc.wait()
-
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/rooms/{ROOM}"
-
-    def token(self, name: str = "durable") -> str:
-        return mint(self.credentials, ROOM, name=name, scope=ApiScope.full())
-
-    def log(self) -> str:
-        return self.log_path.read_bytes().decode("utf-8", "replace")[-4000:]
-
-    @asynccontextmanager
-    async def connect(self, name: str = "durable") -> AsyncIterator[RoomConnection]:
-        async with RoomConnection.open(self.url(), self.token(name)) as room:
-            yield room
+async def restart(server: LocalServerProcess) -> None:
+    """A new server process on the same data directory (and port, and credentials)."""
+    await trio.to_thread.run_sync(server.restart)
 
 
-async def _answers_200(port: int) -> bool:
-    try:
-        stream = await trio.open_tcp_stream("127.0.0.1", port)
-    except OSError:
-        return False
-    async with stream:
-        try:
-            await stream.send_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-            data = await stream.receive_some(64)
-        except (trio.BrokenResourceError, OSError):
-            return False
-    return data.startswith(b"HTTP/1.1 200")
+@asynccontextmanager
+async def connect(server: LocalServerProcess, name: str = "durable") -> AsyncIterator[RoomConnection]:
+    token = mint(server.credentials, ROOM, name=name, scope=ApiScope.full())
+    async with RoomConnection.open(server.room_url(ROOM), token) as room:
+        yield room
 
 
 @pytest.fixture
-async def server_process(tmp_path: Path) -> AsyncIterator[ServerProcess]:
-    credentials = Credentials(str(uuid.uuid4()), str(uuid.uuid4()), secrets.token_urlsafe(24))
-    server = ServerProcess(tmp_path / "data", credentials, tmp_path / "server.log")
-    await server.start()
-    try:
+def server_process(tmp_path: Path) -> Iterator[LocalServerProcess]:
+    with LocalServerProcess(tmp_path / "data", log_path=tmp_path / "server.log") as server:
         yield server
-    finally:
-        if server.proc is not None and server.proc.poll() is None:
-            server.proc.kill()
-            await server.proc.wait()
 
 
 # --- storage over our client ------------------------------------------------------------------
@@ -240,8 +166,8 @@ def _payload(rng: random.Random, n: int) -> bytes:
     return f"#{n}:".encode() + rng.randbytes(size)
 
 
-async def verify_storage(server: ServerProcess, ledger: UploadLedger, same_path: str | None = None) -> None:
-    async with server.connect("verifier") as room:
+async def verify_storage(server: LocalServerProcess, ledger: UploadLedger, same_path: str | None = None) -> None:
+    async with connect(server, "verifier") as room:
         listed = await list_files(room, "up")  # first use of the room's storage after the restart
         names = {entry["name"] for entry in listed}
         assert not any(name.startswith(UPLOAD_TEMP_PREFIX) or ".tmp" in name for name in names), names
@@ -277,34 +203,34 @@ async def verify_storage(server: ServerProcess, ledger: UploadLedger, same_path:
     assert on_disk == {f"up/{e['name']}" for e in listed if not e["is_folder"]}, "files on disk that the API does not list"
 
 
-async def test_uploads_survive_sigkill(server_process: ServerProcess) -> None:
+async def test_uploads_survive_sigkill(server_process: LocalServerProcess) -> None:
     server = server_process
     rng = random.Random(1234)
     ledger = UploadLedger()
     counter = iter(range(10_000))
 
-    async def kill() -> None:
-        await server.kill()
+    async def kill_server() -> None:
+        await kill(server)
 
     # Round 1: a few acknowledged uploads, then a kill in the middle of an upload's data.
-    async with server.connect() as room:
+    async with connect(server) as room:
         for _ in range(5):
             n = next(counter)
             assert await attempt(room, ledger, f"up/f{n}.bin", _payload(rng, n))
         n = next(counter)
         big = f"#{n}:".encode() + rng.randbytes(400_000)
-        assert not await attempt(room, ledger, f"up/f{n}.bin", big, mid_data=kill)
-    await server.start()
+        assert not await attempt(room, ledger, f"up/f{n}.bin", big, mid_data=kill_server)
+    await restart(server)
     await verify_storage(server, ledger)
 
     # Round 2: a kill after the input close, before the commit is acknowledged.
-    async with server.connect() as room:
+    async with connect(server) as room:
         for _ in range(3):
             n = next(counter)
             assert await attempt(room, ledger, f"up/f{n}.bin", _payload(rng, n))
         n = next(counter)
-        await attempt(room, ledger, f"up/f{n}.bin", f"#{n}:".encode() + rng.randbytes(200_000), before_ack=kill)
-    await server.start()
+        await attempt(room, ledger, f"up/f{n}.bin", f"#{n}:".encode() + rng.randbytes(200_000), before_ack=kill_server)
+    await restart(server)
     await verify_storage(server, ledger)
 
     # Round 3: three writers at once (one overwriting a single file again and again), killed
@@ -339,28 +265,28 @@ async def test_uploads_survive_sigkill(server_process: ServerProcess) -> None:
 
     async def killer() -> None:
         await enough.wait()
-        await server.kill()
+        await kill(server)
 
-    async with server.connect("w1") as r1, server.connect("w2") as r2, server.connect("w3") as r3:
+    async with connect(server, "w1") as r1, connect(server, "w2") as r2, connect(server, "w3") as r3:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(writer, r1, 1)
             nursery.start_soon(writer, r2, 2)
             nursery.start_soon(overwriter, r3)
             nursery.start_soon(killer)
     assert acks[0] >= 8, "the writers stopped before the kill"
-    await server.start()
+    await restart(server)
     await verify_storage(server, ledger, same_path=same)
 
     # And once more, cleanly: a final restart changes nothing.
-    await server.kill()
-    await server.start()
+    await kill(server)
+    await restart(server)
     await verify_storage(server, ledger, same_path=same)
 
 
 # --- queues -----------------------------------------------------------------------------------
 
 
-async def test_queue_sends_survive_sigkill(server_process: ServerProcess) -> None:
+async def test_queue_sends_survive_sigkill(server_process: LocalServerProcess) -> None:
     server = server_process
     rng = random.Random(7)
     rounds: list[tuple[int, int]] = []  # (base, acknowledged count) per round
@@ -388,19 +314,19 @@ async def test_queue_sends_survive_sigkill(server_process: ServerProcess) -> Non
 
         async def killer() -> None:
             await enough.wait()
-            await server.kill()
+            await kill(server)
 
-        async with server.connect(f"sender{round_number}") as room:
+        async with connect(server, f"sender{round_number}") as room:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(sender, room)
                 nursery.start_soon(killer)
         assert acked[0] >= target
         rounds.append((base, acked[0]))
-        await server.start()
+        await restart(server)
 
     # Receive everything (bounded), in order.
     received: list[int] = []
-    async with server.connect("receiver") as room:
+    async with connect(server, "receiver") as room:
         for _ in range(sum(count for _, count in rounds) + len(rounds) + 5):
             answer = await room.invoke("queues", "receive", {"name": "durable", "create": False, "wait": False})
             if isinstance(answer, EmptyContent):
