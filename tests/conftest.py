@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import secrets
 import uuid
 from pathlib import Path
@@ -11,6 +12,14 @@ import pytest
 import trio
 
 from meshagent_trio.server import Credentials, Server, ServerConfig
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Async tests run on Trio, except those marked `anyio` (which choose their backend)."""
+    for item in items:
+        function = getattr(item, "function", None)
+        if inspect.iscoroutinefunction(function) and item.get_closest_marker("anyio") is None:
+            item.add_marker(pytest.mark.trio)
 
 
 @pytest.fixture

@@ -1,246 +1,35 @@
-"""WebSocket transport on Trio: the `websockets` sans-IO protocol driven by a Trio stream.
-
-One room packet is one WebSocket binary message. `send_packets` frames a whole batch and
-writes it with a single `send_all` (DESIGN.md, "Measured decisions"); `receive_packets` reads a
-large chunk, feeds it all to the protocol and returns every packet it completed.
-"""
+"""The WebSocket transport on Trio: `meshagent_core.client.websocket` bound to the Trio backend."""
 
 from __future__ import annotations
 
 import ssl
-from typing import Sequence
 
-import trio
-from websockets.client import ClientProtocol
-from websockets.exceptions import InvalidStatus
-from websockets.frames import Frame, Opcode
-from websockets.http11 import Response
-from websockets.protocol import CLOSED, OPEN, Protocol
-from websockets.server import ServerProtocol
-from websockets.uri import parse_uri
+from meshagent_core.client import websocket as _transport
+from meshagent_core.client.websocket import (
+    MAX_WEBSOCKET_MESSAGE,
+    HandshakeRejected,
+    WebSocketClosed,
+    WebSocketConnection,
+)
 
-#: Largest WebSocket message accepted. Room packets are at most 1036 bytes; the rest is room
-#: for long message type strings.
-MAX_WEBSOCKET_MESSAGE = 64 * 1024
-READ_SIZE = 256 * 1024
-CLOSE_TIMEOUT = 5.0
-
-
-class WebSocketClosed(Exception):
-    """The connection is closed; `code`/`reason` are the close frame's (1006 without one)."""
-
-    def __init__(self, code: int, reason: str) -> None:
-        super().__init__(f"websocket closed with code {code}" + (f": {reason}" if reason else ""))
-        self.code = code
-        self.reason = reason
-
-
-class HandshakeRejected(Exception):
-    """The server answered the upgrade with an HTTP error."""
-
-    def __init__(self, status: int, body: str) -> None:
-        super().__init__(f"websocket upgrade refused with HTTP {status}: {body}")
-        self.status = status
-        self.body = body
-
-
-class WebSocketConnection:
-    """An open WebSocket carrying room packets."""
-
-    def __init__(self, stream: trio.abc.Stream, protocol: Protocol) -> None:
-        self._stream = stream
-        self._protocol = protocol
-        self._send_lock = trio.StrictFIFOLock()
-        self._fragments: list[bytes] = []
-        self._fragmented = False
-        self._closed: WebSocketClosed | None = None
-        self._pending: list[bytes] = []  # packets that arrived with the handshake
-
-    @property
-    def closed(self) -> bool:
-        return self._closed is not None or self._protocol.state is CLOSED
-
-    async def send_packets(self, packets: Sequence[bytes]) -> None:
-        """Send each packet as one binary message, all in one write."""
-        if self._protocol.state is not OPEN:
-            raise self._closed_error()
-        send = self._protocol.send_binary
-        for packet in packets:
-            send(packet)
-        await self._flush()
-
-    async def receive_packets(self) -> list[bytes]:
-        """The packets of the next read (at least one). Raises `WebSocketClosed` at the end."""
-        if self._pending:
-            packets, self._pending = self._pending, []
-            return packets
-        while True:
-            if self._closed is not None:
-                raise self._closed
-            try:
-                data = await self._stream.receive_some(READ_SIZE)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                data = b""
-            if data:
-                self._protocol.receive_data(data)
-            else:
-                self._protocol.receive_eof()
-            packets = self._take_packets(self._protocol.events_received())
-            if self._protocol.close_rcvd is not None or self._protocol.state is CLOSED:
-                # The peer is leaving. Tell the caller first; our close reply is sent by close(),
-                # after the caller has dealt with the departure.
-                self._closed = self._closed_error()
-                if packets:
-                    return packets
-                raise self._closed
-            await self._flush()  # pongs
-            if packets:
-                return packets
-
-    def _take_packets(self, events: list[object]) -> list[bytes]:
-        packets: list[bytes] = []
-        for event in events:
-            if not isinstance(event, Frame):
-                continue
-            opcode = event.opcode
-            if opcode is Opcode.BINARY and event.fin and not self._fragmented:
-                packets.append(event.data)
-            elif opcode is Opcode.BINARY or (opcode is Opcode.CONT and self._fragmented):
-                self._fragmented = not event.fin
-                self._fragments.append(event.data)
-                if event.fin:
-                    packets.append(b"".join(self._fragments))
-                    self._fragments.clear()
-            elif opcode is Opcode.TEXT or opcode is Opcode.CONT:
-                # The room protocol is binary only (ROOM_WIRE §1.3).
-                self._protocol.fail(1003, "text frames are not part of the room protocol")
-        return packets
-
-    async def _flush(self) -> None:
-        async with self._send_lock:
-            chunks = self._protocol.data_to_send()
-            if not chunks:
-                return
-            eof = chunks[-1] == b""
-            try:
-                await self._stream.send_all(b"".join(chunks))
-                if eof and isinstance(self._stream, trio.SocketStream):
-                    await self._stream.send_eof()
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                self._closed = WebSocketClosed(1006, "connection lost")
-                raise self._closed from None
-
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        """Close handshake: send a close frame, wait (bounded) for the peer's, drop the socket."""
-        if self._protocol.state is OPEN:
-            self._protocol.send_close(code, reason)
-            try:
-                await self._flush()
-                with trio.move_on_after(CLOSE_TIMEOUT):
-                    while self._protocol.close_rcvd is None and self._protocol.state is not CLOSED:
-                        await self.receive_packets()
-            except WebSocketClosed:
-                pass
-        try:
-            await self._flush()  # e.g. the reply to the peer's close frame
-        except WebSocketClosed:
-            pass
-        self._closed = self._closed or WebSocketClosed(code, reason)
-        await self._stream.aclose()
-
-    async def abort(self) -> None:
-        """Drop the TCP connection without a close frame (a peer sees code 1006)."""
-        self._closed = self._closed or WebSocketClosed(1006, "aborted")
-        await self._stream.aclose()
-
-    def _closed_error(self) -> WebSocketClosed:
-        if self._closed is not None:
-            return self._closed
-        received = self._protocol.close_rcvd
-        if received is not None:  # also before our reply is sent, when close_code is still None
-            return WebSocketClosed(received.code, received.reason)
-        return WebSocketClosed(self._protocol.close_code or 1006, self._protocol.close_reason or "")
-
-
-# --- server side -----------------------------------------------------------------------------
-
-
-async def accept_websocket(stream: trio.abc.Stream, request_bytes: bytes) -> WebSocketConnection:
-    """Complete the upgrade of an HTTP request already read (and authorised) by the caller.
-
-    `request_bytes` is the raw request head plus anything read after it."""
-    protocol = ServerProtocol(max_size=MAX_WEBSOCKET_MESSAGE)
-    protocol.receive_data(request_bytes)
-    events = protocol.events_received()
-    request = events[0] if events else None
-    if request is None or protocol.handshake_exc is not None:
-        raise HandshakeRejected(400, "not a WebSocket upgrade request")
-    response = protocol.accept(request)
-    protocol.send_response(response)
-    connection = WebSocketConnection(stream, protocol)
-    await connection._flush()
-    if response.status_code != 101:
-        await stream.aclose()
-        raise HandshakeRejected(response.status_code, (response.body or b"").decode("utf-8", "replace"))
-    return connection
-
-
-# --- client side -----------------------------------------------------------------------------
+from . import backend
 
 
 async def connect_websocket(
-    url: str,
-    *,
-    headers: dict[str, str] | None = None,
-    ssl_context: ssl.SSLContext | None = None,
+    url: str, *, headers: dict[str, str] | None = None, ssl_context: ssl.SSLContext | None = None
 ) -> WebSocketConnection:
-    """Open a WebSocket to `url` (`ws://` or `wss://`). Raises `HandshakeRejected` on an HTTP
-    error answer (e.g. 403 for a refused token)."""
-    uri = parse_uri(url)
-    stream: trio.abc.Stream
-    if uri.secure:
-        stream = await trio.open_ssl_over_tcp_stream(
-            uri.host, uri.port, ssl_context=ssl_context or ssl.create_default_context()
-        )
-    else:
-        stream = await trio.open_tcp_stream(uri.host, uri.port)
-    protocol = ClientProtocol(uri, max_size=MAX_WEBSOCKET_MESSAGE)
-    request = protocol.connect()
-    for name, value in (headers or {}).items():
-        request.headers[name] = value
-    protocol.send_request(request)
-    connection = WebSocketConnection(stream, protocol)
-    try:
-        await connection._flush()
-        while protocol.state is not OPEN:
-            data = await stream.receive_some(READ_SIZE)
-            if data:
-                protocol.receive_data(data)
-            else:
-                protocol.receive_eof()
-            events = protocol.events_received()
-            if protocol.handshake_exc is not None:
-                raise _rejection(protocol.handshake_exc)
-            # Frames may arrive in the same read as the 101 response.
-            connection._pending.extend(connection._take_packets(events))
-            if not data and protocol.state is not OPEN:
-                raise HandshakeRejected(0, "connection closed during the upgrade")
-    except BaseException:
-        await stream.aclose()
-        raise
-    return connection
+    """Open a WebSocket to `url`; `HandshakeRejected` carries the HTTP status of a refusal."""
+    return await _transport.connect_websocket(backend, url, headers=headers, ssl_context=ssl_context)  # type: ignore[arg-type]
 
 
-def _rejection(error: Exception) -> HandshakeRejected:
-    if isinstance(error, InvalidStatus):
-        response = error.response
-        return HandshakeRejected(response.status_code, (response.body or b"").decode("utf-8", "replace"))
-    return HandshakeRejected(0, str(error))
+async def accept_websocket(stream: backend.ByteStream, request_bytes: bytes) -> WebSocketConnection:
+    """Complete the upgrade of an HTTP request already read (and authorised) by the caller."""
+    return await _transport.accept_websocket(backend, stream, request_bytes)  # type: ignore[arg-type]
 
 
 __all__ = [
-    "HandshakeRejected",
     "MAX_WEBSOCKET_MESSAGE",
+    "HandshakeRejected",
     "WebSocketClosed",
     "WebSocketConnection",
     "accept_websocket",

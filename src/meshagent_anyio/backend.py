@@ -1,0 +1,63 @@
+"""The client's `Backend` on AnyIO (asyncio or Trio underneath)."""
+
+from __future__ import annotations
+
+import math
+import ssl
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import anyio
+import anyio.abc
+
+from meshagent_core.client.backend import ByteStream
+
+stream_errors = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream)
+Event = anyio.Event
+open_task_group = anyio.create_task_group
+move_on_after = anyio.move_on_after
+fail_after = anyio.fail_after
+sleep = anyio.sleep
+current_time = anyio.current_time
+Lock = anyio.Lock
+
+
+def open_memory_channel(max_buffer_size: float) -> tuple[Any, Any]:
+    return anyio.create_memory_object_stream(math.inf if max_buffer_size == math.inf else int(max_buffer_size))
+
+
+@contextmanager
+def shielded(timeout: float) -> Iterator[anyio.CancelScope]:
+    with anyio.CancelScope(shield=True, deadline=anyio.current_time() + timeout) as scope:
+        yield scope
+
+
+class _Stream:
+    """AnyIO's byte stream under the `ByteStream` names (EOF as `b""`)."""
+
+    def __init__(self, stream: anyio.abc.ByteStream) -> None:
+        self._stream = stream
+
+    async def receive_some(self, max_bytes: int) -> bytes:
+        try:
+            return await self._stream.receive(max_bytes)
+        except anyio.EndOfStream:
+            return b""
+
+    async def send_all(self, data: bytes) -> None:
+        await self._stream.send(data)
+
+    async def send_eof(self) -> None:
+        try:
+            await self._stream.send_eof()
+        except NotImplementedError:  # TLS streams cannot half-close
+            pass
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+async def open_tcp_stream(host: str, port: int, ssl_context: ssl.SSLContext | None) -> ByteStream:
+    if ssl_context is None:
+        return _Stream(await anyio.connect_tcp(host, port))
+    return _Stream(await anyio.connect_tcp(host, port, ssl_context=ssl_context, tls_standard_compatible=False))

@@ -1,0 +1,72 @@
+"""The few concurrency primitives the client needs, as an interface an adapter implements.
+
+Trio and AnyIO already agree on most shapes (events, task groups with `start_soon` and a
+`cancel_scope`, shielded cancel scopes); what differs is gathered here: how a memory channel
+signals its end, and the byte stream API (`receive_some` returning `b""` at EOF).
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any, AsyncContextManager, Awaitable, Callable, ContextManager, Protocol
+
+
+class ByteStream(Protocol):
+    async def receive_some(self, max_bytes: int) -> bytes:
+        """Up to `max_bytes`; `b""` at the end of the stream."""
+
+    async def send_all(self, data: bytes) -> None: ...
+
+    async def send_eof(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class Event(Protocol):
+    def set(self) -> None: ...
+
+    def is_set(self) -> bool: ...
+
+    async def wait(self) -> Any: ...
+
+
+class CancelScope(Protocol):
+    def cancel(self) -> None: ...
+
+
+class TaskGroup(Protocol):
+    cancel_scope: CancelScope
+
+    def start_soon(self, function: Callable[..., Awaitable[Any]], *args: Any) -> None: ...
+
+
+class Backend(Protocol):
+    """What an adapter provides. `meshagent_trio.backend` and `meshagent_anyio.backend` are the
+    two implementations (modules, used as objects)."""
+
+    #: Exceptions a byte stream raises when the connection is gone.
+    stream_errors: tuple[type[BaseException], ...]
+
+    def Event(self) -> Event: ...
+
+    def open_memory_channel(self, max_buffer_size: float) -> tuple[Any, Any]:
+        """(send, receive): `send.send_nowait(item)`, `send.close()`; `receive` is async-iterable
+        and its iteration ends when the send side is closed."""
+
+    def open_task_group(self) -> AsyncContextManager[TaskGroup]: ...
+
+    def shielded(self, timeout: float) -> ContextManager[Any]:
+        """A scope that outside cancellation cannot interrupt, with a deadline of its own."""
+
+    def move_on_after(self, seconds: float) -> ContextManager[Any]: ...
+
+    def fail_after(self, seconds: float) -> ContextManager[Any]: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+    def current_time(self) -> float:
+        """The event loop's clock (monotonic seconds)."""
+
+    def Lock(self) -> AsyncContextManager[Any]: ...
+
+    async def open_tcp_stream(self, host: str, port: int, ssl_context: ssl.SSLContext | None) -> ByteStream: ...

@@ -1,0 +1,301 @@
+"""A participant's room connection: the core `ClientSession` over a WebSocket.
+
+`RoomConnection.open(url, token)` is an async context manager; inside it a task group owns a
+reader task (packets in, session events out) and a writer task (everything queued, one socket
+write). The class awaits only its `backend` (an adapter binds one: `meshagent_trio`,
+`meshagent_anyio`).
+Requests resolve from their outcome events; chunks of a streamed result go to the call that
+started it; every other event (messages, file events, calls into hosted toolkits, …) is
+available from `events`. Leaving the block fails whatever is still pending; nothing outlives it.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Mapping
+
+import msgspec
+
+from ..content import Content, ControlContent, ErrorContent
+from ..errors import ConnectionLost, ErrorCode, FramingError, RoomException
+from ..session import ClientSession
+from ..session import events as ev
+from .backend import Backend
+from .websocket import WebSocketClosed, WebSocketConnection, connect_websocket
+
+
+class _Outcome:
+    __slots__ = ("done", "content", "error")
+
+    def __init__(self, backend: Backend) -> None:
+        self.done = backend.Event()
+        self.content: Content | None = None
+        self.error: RoomException | None = None
+
+
+class ToolCallStream:
+    """A `room.invoke_tool` whose input and/or output is streamed."""
+
+    def __init__(self, connection: "RoomConnection", request_id: int, tool_call_id: str, input_stream: bool) -> None:
+        self._connection = connection
+        self.request_id = request_id
+        self.tool_call_id = tool_call_id
+        self._input_open = input_stream
+        self._chunks_send, self._chunks = connection.backend.open_memory_channel(math.inf)
+
+    async def response(self) -> Content:
+        """The call's answer: `ControlContent(open)` when the result is a stream; an `error`
+        answer raises `RoomException`."""
+        return _raise_for_error(await self._connection._outcome(self.request_id))
+
+    def send(self, chunk: Content) -> None:
+        self._connection.session.send_input_chunk(self.tool_call_id, chunk)
+        self._connection._kick()
+
+    def close_input(self, status_code: int = 1000, message: str | None = None) -> None:
+        if self._input_open and not self._connection.closed:
+            self._input_open = False
+            self._connection.session.close_input(self.tool_call_id, status_code, message)
+            self._connection._kick()
+
+    async def chunks(self) -> AsyncIterator[Content | dict[str, Any]]:
+        """The output chunks until the stream closes; an abnormal close raises."""
+        async for event in self._chunks:
+            if isinstance(event, ev.ResponseChunk):
+                yield event.chunk
+            elif isinstance(event, ev.ResponseStreamClosed):
+                if not event.normal:
+                    raise RoomException(
+                        event.message or "tool call stream closed abnormally",
+                        code=ErrorCode.INVALID_REQUEST,
+                        status_code=event.status_code,
+                    )
+                return
+            elif isinstance(event, ev.ResponseStreamFailed):
+                raise event.error
+
+    async def next_chunk(self) -> Content | dict[str, Any] | None:
+        """The next output chunk, or None once the stream has closed normally."""
+        async for chunk in self.chunks():
+            return chunk
+        return None
+
+
+class RoomConnection:
+    #: Set by the adapter's subclass.
+    backend: Backend
+
+    def __init__(self, websocket: WebSocketConnection, session: ClientSession) -> None:
+        self.websocket = websocket
+        self.session = session
+        self.closed = False
+        self.close_reason: str | None = None
+        self._outcomes: dict[int, _Outcome] = {}
+        self._streams: dict[str, ToolCallStream] = {}
+        self._events_send, self.events = self.backend.open_memory_channel(math.inf)
+        self._wakeup = self.backend.Event()
+        self._ready = self.backend.Event()
+        self.ready_event: ev.SessionReady | None = None
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, url: str, token: str, **session_options: Any) -> AsyncIterator["RoomConnection"]:
+        backend = cls.backend
+        websocket = await connect_websocket(backend, url, headers={"Authorization": f"Bearer {token}"})
+        connection = cls(websocket, ClientSession(**session_options))
+        async with backend.open_task_group() as nursery:
+            nursery.start_soon(connection._reader)
+            nursery.start_soon(connection._writer)
+            try:
+                await connection._ready.wait()
+                if connection.ready_event is None:
+                    raise ConnectionLost(f"the room closed before the session was ready: {connection.close_reason}")
+                yield connection
+            finally:
+                nursery.cancel_scope.cancel()
+                connection._closed("room client was closed")
+                with backend.shielded(2):
+                    try:
+                        await websocket.close()
+                    except (WebSocketClosed, *backend.stream_errors):
+                        pass
+
+    @property
+    def participant_id(self) -> str:
+        assert self.ready_event is not None
+        return self.ready_event.participant_id
+
+    # --- requests -------------------------------------------------------------------------
+
+    async def request(self, type: str, header: Mapping[str, Any] | msgspec.Struct, payload: bytes = b"") -> Content:
+        """Send a request and return its answer (an `error` answer raises `RoomException`)."""
+        request_id = self._register(self.session.send_request(type, header, payload))
+        return _raise_for_error(await self._outcome(request_id))
+
+    async def invoke(
+        self,
+        toolkit: str,
+        tool: str,
+        arguments: Content | Mapping[str, Any] | str | None = None,
+        *,
+        participant_id: str | None = None,
+        on_behalf_of_id: str | None = None,
+    ) -> Content:
+        """A unary `room.invoke_tool`; an `error` answer raises `RoomException`."""
+        invocation = self.session.invoke_tool(
+            toolkit, tool, arguments, participant_id=participant_id, on_behalf_of_id=on_behalf_of_id
+        )
+        self._register(invocation.request_id)
+        return _raise_for_error(await self._outcome(invocation.request_id))
+
+    @asynccontextmanager
+    async def stream_call(
+        self,
+        toolkit: str,
+        tool: str,
+        arguments: Content | Mapping[str, Any] | str | None = None,
+        *,
+        input_stream: bool = True,
+        participant_id: str | None = None,
+    ) -> AsyncIterator[ToolCallStream]:
+        """A `room.invoke_tool` with a streamed input and/or output. Leaving the block closes
+        the input (as the official client always does) and forgets the call."""
+        invocation = self.session.invoke_tool(
+            toolkit, tool, None if input_stream else arguments, participant_id=participant_id, input_stream=input_stream
+        )
+        self._register(invocation.request_id)
+        call = ToolCallStream(self, invocation.request_id, invocation.tool_call_id, input_stream)
+        self._streams[invocation.tool_call_id] = call
+        try:
+            yield call
+        finally:
+            self._streams.pop(invocation.tool_call_id, None)
+            if not self.closed:
+                call.close_input()
+                self.session.abandon(invocation.request_id)
+                self._kick()
+
+    def _register(self, request_id: int) -> int:
+        self._outcomes[request_id] = _Outcome(self.backend)
+        self._kick()
+        return request_id
+
+    async def _outcome(self, request_id: int) -> Content:
+        outcome = self._outcomes[request_id]
+        try:
+            await outcome.done.wait()
+        except BaseException:
+            if not outcome.done.is_set():
+                self._outcomes.pop(request_id, None)
+                if not self.closed:
+                    self.session.abandon(request_id)
+                    self._kick()
+            raise
+        self._outcomes.pop(request_id, None)
+        if outcome.error is not None:
+            raise outcome.error
+        assert outcome.content is not None
+        return outcome.content
+
+    # --- one-way --------------------------------------------------------------------------
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        self.session.set_attributes(attributes)
+        self._kick()
+
+    def respond_to_tool_call(self, call_id: int, content: Content | Mapping[str, Any] | str | None) -> None:
+        self.session.respond_to_tool_call(call_id, content)
+        self._kick()
+
+    def send_tool_call_chunk(self, call_id: int, chunk: Content | Mapping[str, Any]) -> None:
+        self.session.send_tool_call_chunk(call_id, chunk)
+        self._kick()
+
+    async def next_event(self, *types: type) -> ev.Event:
+        """The next event of one of `types` from `events` (others are dropped)."""
+        async for event in self.events:
+            if not types or isinstance(event, types):
+                return event
+        raise ConnectionLost(f"the connection closed: {self.close_reason}")
+
+    # --- tasks ----------------------------------------------------------------------------
+
+    def _kick(self) -> None:
+        self._wakeup.set()
+
+    async def _writer(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup = self.backend.Event()
+            packets = self.session.packets_to_send()
+            if packets:
+                try:
+                    await self.websocket.send_packets(packets)
+                except WebSocketClosed:
+                    return
+
+    async def _reader(self) -> None:
+        reason = "connection closed"
+        try:
+            while True:
+                packets = await self.websocket.receive_packets()
+                try:
+                    self.session.receive_packets(packets)
+                except FramingError as error:
+                    self._route(self.session.events_received())
+                    reason = f"protocol error from the server: {error}"
+                    await self.websocket.close(1002, "protocol error")
+                    break
+                self._route(self.session.events_received())
+        except WebSocketClosed as closed:
+            reason = str(closed)
+        finally:
+            self._closed(reason)
+
+    def _closed(self, reason: str) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.close_reason = reason
+        self.session.connection_closed(reason)
+        self._route(self.session.events_received())
+        self._events_send.close()
+        self._ready.set()
+
+    def _route(self, events: list[ev.Event]) -> None:
+        for event in events:
+            if isinstance(event, (ev.ResponseReceived, ev.RequestFailed)):
+                outcome = self._outcomes.get(event.request_id)
+                if outcome is not None:
+                    if isinstance(event, ev.ResponseReceived):
+                        outcome.content = event.content
+                    else:
+                        outcome.error = event.error
+                    outcome.done.set()
+            elif isinstance(event, (ev.ResponseChunk, ev.ResponseStreamClosed, ev.ResponseStreamFailed)):
+                call = self._streams.get(event.tool_call_id)
+                if call is not None:
+                    call._chunks_send.send_nowait(event)
+                    if not isinstance(event, ev.ResponseChunk):
+                        # The stream is over: stray chunks for its id go to `events` from now on.
+                        del self._streams[event.tool_call_id]
+                        call._chunks_send.close()
+                else:
+                    self._events_send.send_nowait(event)
+            elif isinstance(event, ev.SessionReady):
+                self.ready_event = event
+                self._ready.set()
+            elif isinstance(event, ev.SessionClosed):
+                for call in self._streams.values():
+                    call._chunks_send.close()
+            else:
+                self._events_send.send_nowait(event)
+
+
+def _raise_for_error(content: Content) -> Content:
+    if isinstance(content, ErrorContent):
+        raise content.to_exception()
+    if isinstance(content, ControlContent) and content.is_close and content.is_abnormal_close:
+        raise RoomException(content.message or "closed abnormally", code=ErrorCode.INVALID_REQUEST, status_code=content.status_code)
+    return content
