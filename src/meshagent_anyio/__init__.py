@@ -1,5 +1,31 @@
 """meshagent_anyio: the MeshAgent room client on AnyIO (asyncio or Trio).
 
-It shares the sans-IO core (`meshagent_core`) and the sub-client code with `meshagent_trio`;
-only streams and task groups differ.
+The same client as `meshagent_trio`: the code is shared (`meshagent_core.client`), only the
+backend differs.
 """
+
+from meshagent_core.client.room import (
+    LocalParticipant,
+    Participant,
+    RemoteParticipant,
+    WebSocketClientProtocol,
+    meshagent_base_url,
+    websocket_room_url,
+)
+from meshagent_core.errors import ConnectionLost, ErrorCode, RoomException
+
+from .client import RoomClient, connect
+
+__all__ = [
+    "ConnectionLost",
+    "ErrorCode",
+    "LocalParticipant",
+    "Participant",
+    "RemoteParticipant",
+    "RoomClient",
+    "RoomException",
+    "WebSocketClientProtocol",
+    "connect",
+    "meshagent_base_url",
+    "websocket_room_url",
+]

@@ -1,0 +1,9 @@
+"""`room.storage`: being built; its methods arrive with the issue that builds the client."""
+
+from __future__ import annotations
+
+from .room import SubClient
+
+
+class StorageClient(SubClient):
+    pass
