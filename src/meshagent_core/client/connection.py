@@ -91,6 +91,8 @@ class RoomConnection:
         self.session = session
         self.closed = False
         self.close_reason: str | None = None
+        #: The close frame's code (1006: the transport was lost without one; None: we closed).
+        self.close_code: int | None = None
         self._outcomes: dict[int, _Outcome] = {}
         self._streams: dict[str, ToolCallStream] = {}
         self._events_send, self.events = self.backend.open_memory_channel(math.inf)
@@ -245,11 +247,13 @@ class RoomConnection:
                 except FramingError as error:
                     self._route(self.session.events_received())
                     reason = f"protocol error from the server: {error}"
+                    self.close_code = 1002
                     await self.websocket.close(1002, "protocol error")
                     break
                 self._route(self.session.events_received())
         except WebSocketClosed as closed:
             reason = str(closed)
+            self.close_code = closed.code
         finally:
             self._closed(reason)
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import math
 import os
+import logging
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Mapping
 
 import msgspec
 
@@ -21,6 +23,7 @@ from ..content import Content
 from ..errors import ConnectionLost, RoomException
 from ..session import events as ev
 from .connection import RoomConnection, ToolCallStream
+from .websocket import HandshakeRejected, WebSocketClosed
 
 if TYPE_CHECKING:
     from .agents import AgentsClient
@@ -30,6 +33,42 @@ if TYPE_CHECKING:
     from .storage import StorageClient
 
 DEFAULT_API_URL = "https://api.meshagent.com"
+RETRY_BASE_DELAY = 0.5
+RETRY_MAX_DELAY = 30.0
+#: Upgrade answers that mean "never": wrong token or room (403), no such room (404), disabled (423).
+PERMANENT_HTTP_STATUSES = frozenset({403, 404, 423})
+
+log = logging.getLogger("meshagent_core.client")
+
+
+def retry_delay(attempt: int, *, bounded: bool) -> float:
+    """Seconds before retry number `attempt` (0-based): 0.5, 1, 2, … capped at 30; with a
+    reconnect timeout (`bounded`) the first retry is immediate (ROOM_WIRE §4.7)."""
+    if bounded:
+        if attempt == 0:
+            return 0.0
+        attempt -= 1
+    return min(RETRY_MAX_DELAY, RETRY_BASE_DELAY * 2**attempt)
+
+
+@dataclass(frozen=True)
+class Disconnected:
+    """Local event: the connection was lost; the client is reconnecting."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Reconnected:
+    """Local event: a new connection is up; attributes, messaging and hosted toolkits restored."""
+
+
+@dataclass(frozen=True)
+class RoomClosed:
+    """Local event: the room client will not reconnect (server close, permanent refusal,
+    reconnect timeout). Requests from now on raise `ConnectionLost`."""
+
+    reason: str
 
 
 def meshagent_base_url(base_url: str | None = None, environ: Mapping[str, str] | None = None) -> str:
@@ -172,7 +211,9 @@ class RoomClient:
         self._local_participant: LocalParticipant | None = None
         self._subscriptions: set[Subscription] = set()
         self._handlers: dict[type, list[Callable[[Any], None]]] = {}
+        self._reconnect_hooks: list[Callable[[], Awaitable[None]]] = []
         self._exit_stack: AsyncExitStack | None = None
+        self._terminal: RoomException | None = None
         self.closed = False
 
         from .agents import AgentsClient
@@ -194,19 +235,19 @@ class RoomClient:
         return self.connection_class.backend
 
     async def __aenter__(self) -> "RoomClient":
-        protocol = self._protocol_factory()
         stack = AsyncExitStack()
         await stack.__aenter__()
         try:
-            self.connection = await stack.enter_async_context(self.connection_class.open(protocol.url, protocol.token))
-            ready = self.connection.ready_event
-            assert ready is not None
-            self._local_participant = LocalParticipant(self, id=ready.participant_id, attributes=ready.attributes)
             task_group = await stack.enter_async_context(self.backend.open_task_group())
             self._task_group = task_group
             stack.callback(task_group.cancel_scope.cancel)
-            task_group.start_soon(self._fan_out, self.connection)
+            self._started = self.backend.Event()
+            task_group.start_soon(self._supervise)
+            await self._started.wait()
+            if self.connection is None or self.connection.closed:
+                raise self._terminal or ConnectionLost("the room client could not connect")
         except BaseException:
+            self.closed = True
             await stack.aclose()
             raise
         self._exit_stack = stack
@@ -214,11 +255,91 @@ class RoomClient:
 
     async def __aexit__(self, *exc_info: Any) -> bool | None:
         self.closed = True
-        for subscription in list(self._subscriptions):
-            subscription.close()
+        self._close_subscriptions()
         stack, self._exit_stack = self._exit_stack, None
         assert stack is not None
         return await stack.__aexit__(*exc_info)
+
+    # --- connecting and reconnecting (ROOM_WIRE §4.7) -------------------------------------
+
+    def on_reconnect(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run `await hook()` after every reconnection (sub-clients restore their state)."""
+        self._reconnect_hooks.append(hook)
+
+    async def _supervise(self) -> None:
+        backend = self.backend
+        attempt = 0
+        deadline: float | None = None
+        connected_once = False
+        while not self.closed:
+            protocol = self._protocol_factory()
+            try:
+                async with self.connection_class.open(protocol.url, protocol.token) as connection:
+                    attempt, deadline = 0, None
+                    self._adopt(connection)
+                    if connected_once:
+                        await self._restore(connection)
+                        self._emit(Reconnected())
+                    connected_once = True
+                    self._started.set()
+                    await self._fan_out(connection)
+                if connection.close_code != 1006:
+                    # A close frame from the server (or our own protocol error) is final.
+                    self._terminate(f"room connection closed: {connection.close_reason}")
+                    return
+                reason = connection.close_reason or "connection lost"
+                self._emit(Disconnected(reason))
+            except HandshakeRejected as refused:
+                if refused.status in PERMANENT_HTTP_STATUSES:
+                    message = "This room is currently disabled." if refused.status == 423 else str(refused)
+                    self._terminate(message, code=refused.status)
+                    return
+                reason = str(refused)
+            except (ConnectionLost, WebSocketClosed, OSError, *backend.stream_errors) as error:
+                reason = str(error) or type(error).__name__
+            if self.closed:
+                return
+            timeout = self.reconnect_timeout
+            if timeout == 0:
+                self._terminate(f"room connection lost: {reason}")
+                return
+            now = backend.current_time()
+            if timeout is not None and deadline is None:
+                deadline = now + timeout
+            delay = retry_delay(attempt, bounded=timeout is not None)
+            if deadline is not None and now + delay > deadline:
+                self._terminate(f"room reconnect timed out after {timeout}s ({reason})")
+                return
+            log.info("reconnecting in %.1fs: %s", delay, reason)
+            await backend.sleep(delay)
+            attempt += 1
+
+    def _adopt(self, connection: RoomConnection) -> None:
+        ready = connection.ready_event
+        assert ready is not None
+        local = self._local_participant._attributes if self._local_participant is not None else {}
+        merged = {**ready.attributes, **local}  # local values win (ROOM_WIRE §4.2)
+        self._local_participant = LocalParticipant(self, id=ready.participant_id, attributes=merged)
+        self.connection = connection
+        if local and merged != ready.attributes:
+            connection.set_attributes(merged)
+
+    async def _restore(self, connection: RoomConnection) -> None:
+        for hook in list(self._reconnect_hooks):
+            try:
+                await hook()
+            except Exception:
+                log.exception("restoring state after a reconnect failed")
+
+    def _terminate(self, reason: str, code: int | None = None) -> None:
+        self._terminal = ConnectionLost(reason, code=code)
+        self._emit(RoomClosed(reason))
+        self._close_subscriptions()
+        self._started.set()
+
+    def _close_subscriptions(self) -> None:
+        for subscription in list(self._subscriptions):
+            subscription.close()
 
     def start_soon(self, function: Callable[..., Any], *args: Any) -> None:
         """Run a task owned by this room (it ends when the room does)."""
@@ -251,6 +372,8 @@ class RoomClient:
 
     def _connection_or_raise(self) -> RoomConnection:
         if self.connection is None or self.connection.closed:
+            if self._terminal is not None:
+                raise ConnectionLost(str(self._terminal), code=1006)
             reason = self.connection.close_reason if self.connection is not None else "not connected"
             raise ConnectionLost(f"room connection is disconnected: {reason}", code=1006)
         return self.connection
@@ -317,14 +440,15 @@ class RoomClient:
         async for event in connection.events:
             for handler in self._handlers.get(type(event), ()):
                 handler(event)
-            for subscription in list(self._subscriptions):
-                if subscription._accepts(event):
-                    try:
-                        subscription._send.send_nowait(event)
-                    except Exception:  # a full or closed subscription loses the event, not the room
-                        pass
+            self._emit(event)
+
+    def _emit(self, event: Any) -> None:
         for subscription in list(self._subscriptions):
-            subscription._send.close()
+            if subscription._accepts(event):
+                try:
+                    subscription._send.send_nowait(event)
+                except Exception:  # a full or closed subscription loses the event, not the room
+                    pass
 
 
 class SubClient:
