@@ -12,6 +12,7 @@ from meshagent_core.client.room import (
     meshagent_base_url,
     websocket_room_url,
 )
+from meshagent_core.client.hosting import Toolkit, tool
 from meshagent_core.errors import ConnectionLost, ErrorCode, RoomException
 
 from .client import RoomClient, connect
@@ -24,8 +25,10 @@ __all__ = [
     "RemoteParticipant",
     "RoomClient",
     "RoomException",
+    "Toolkit",
     "WebSocketClientProtocol",
     "connect",
     "meshagent_base_url",
+    "tool",
     "websocket_room_url",
 ]

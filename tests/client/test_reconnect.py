@@ -61,9 +61,9 @@ async def _lost_and_restored(client_module, own_server, url: str) -> None:
             group.start_soon(waiting_receive)
             await anyio.sleep(0.1)
             first_id = room.local_participant.id
-            await anyio.to_thread.run_sync(own_server.kill)  # no close frame: a transport loss
+            await anyio.to_thread.run_sync(own_server.kill, abandon_on_cancel=True)  # no close frame: a transport loss
             assert isinstance(await next_of(events, Disconnected), Disconnected)
-            await anyio.to_thread.run_sync(own_server.restart)
+            await anyio.to_thread.run_sync(own_server.restart, abandon_on_cancel=True)
             await next_of(events, Reconnected)
         assert failed and "closed before request completed" in str(failed[0])
         assert room.local_participant.id != first_id  # a new session
@@ -77,7 +77,7 @@ async def test_server_close_is_final(client_module, own_server) -> None:
     url = own_server.room_url("final")
     async with client_module.connect(url, mint(own_server.credentials, "final"), reconnect_timeout=30) as room:
         events = room.subscribe(Disconnected, RoomClosed)
-        await anyio.to_thread.run_sync(own_server.stop)  # SIGTERM: the server closes with a close frame
+        await anyio.to_thread.run_sync(own_server.stop, abandon_on_cancel=True)  # SIGTERM: the server closes with a close frame
         closed = await next_of(events, RoomClosed)
         assert "closed" in closed.reason
         with pytest.raises(ConnectionLost) as info:
@@ -89,7 +89,7 @@ async def test_reconnect_timeout_gives_up(client_module, own_server) -> None:
     url = own_server.room_url("gone")
     async with client_module.connect(url, mint(own_server.credentials, "gone"), reconnect_timeout=1.5) as room:
         events = room.subscribe(RoomClosed)
-        await anyio.to_thread.run_sync(own_server.kill)
+        await anyio.to_thread.run_sync(own_server.kill, abandon_on_cancel=True)
         closed = await next_of(events, RoomClosed)
         assert "timed out after 1.5s" in closed.reason
 
@@ -105,12 +105,12 @@ async def test_refused_token_is_permanent(client_module, own_server) -> None:
 async def test_startup_waits_for_the_server(client_module, own_server) -> None:
     url = own_server.room_url("late")
     token = mint(own_server.credentials, "late")
-    await anyio.to_thread.run_sync(own_server.stop)
+    await anyio.to_thread.run_sync(own_server.stop, abandon_on_cancel=True)
     async with anyio.create_task_group() as group:
 
         async def start_later() -> None:
             await anyio.sleep(0.3)
-            await anyio.to_thread.run_sync(own_server.restart)
+            await anyio.to_thread.run_sync(own_server.restart, abandon_on_cancel=True)
 
         group.start_soon(start_later)
         async with client_module.connect(url, token, reconnect_timeout=30) as room:

@@ -63,3 +63,10 @@ async def test_runs_on_the_intended_event_loop(client_module, client_variant) ->
 
     assert sniffio.current_async_library() == client_variant[1]
     assert client_module.__name__ == client_variant[0]
+
+
+async def test_an_error_in_the_block_comes_out_unwrapped(client_module, local_server) -> None:
+    url = local_server.room_url("clients")
+    with pytest.raises(KeyError, match="mine"):
+        async with client_module.connect(url, mint(local_server.credentials, "clients")):
+            raise KeyError("mine")

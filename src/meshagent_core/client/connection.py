@@ -160,11 +160,17 @@ class RoomConnection:
         *,
         input_stream: bool = True,
         participant_id: str | None = None,
+        on_behalf_of_id: str | None = None,
     ) -> AsyncIterator[ToolCallStream]:
         """A `room.invoke_tool` with a streamed input and/or output. Leaving the block closes
         the input (as the official client always does) and forgets the call."""
         invocation = self.session.invoke_tool(
-            toolkit, tool, None if input_stream else arguments, participant_id=participant_id, input_stream=input_stream
+            toolkit,
+            tool,
+            None if input_stream else arguments,
+            participant_id=participant_id,
+            on_behalf_of_id=on_behalf_of_id,
+            input_stream=input_stream,
         )
         self._register(invocation.request_id)
         call = ToolCallStream(self, invocation.request_id, invocation.tool_call_id, input_stream)
@@ -173,6 +179,8 @@ class RoomConnection:
             yield call
         finally:
             self._streams.pop(invocation.tool_call_id, None)
+            call._chunks_send.close()
+            call._chunks.close()
             if not self.closed:
                 call.close_input()
                 self.session.abandon(invocation.request_id)

@@ -258,7 +258,15 @@ class RoomClient:
         self._close_subscriptions()
         stack, self._exit_stack = self._exit_stack, None
         assert stack is not None
-        return await stack.__aexit__(*exc_info)
+        body_error = exc_info[1]
+        try:
+            return await stack.__aexit__(*exc_info)
+        except BaseExceptionGroup as group:
+            # The task group spans the block: hand back the block's own exception as it was
+            # raised, not wrapped, when it is all the group holds.
+            if body_error is not None and _leaves(group) == [body_error]:
+                raise body_error from None
+            raise
 
     # --- connecting and reconnecting (ROOM_WIRE §4.7) -------------------------------------
 
@@ -407,10 +415,16 @@ class RoomClient:
         *,
         input_stream: bool = True,
         participant_id: str | None = None,
+        on_behalf_of_id: str | None = None,
     ) -> AsyncIterator[ToolCallStream]:
         """A `room.invoke_tool` with a streamed input and/or output (see `ToolCallStream`)."""
         async with self._connection_or_raise().stream_call(
-            toolkit, tool, arguments, input_stream=input_stream, participant_id=participant_id
+            toolkit,
+            tool,
+            arguments,
+            input_stream=input_stream,
+            participant_id=participant_id,
+            on_behalf_of_id=on_behalf_of_id,
         ) as call:
             yield call
 
@@ -449,6 +463,13 @@ class RoomClient:
                     subscription._send.send_nowait(event)
                 except Exception:  # a full or closed subscription loses the event, not the room
                     pass
+
+
+def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
+    leaves: list[BaseException] = []
+    for error in group.exceptions:
+        leaves.extend(_leaves(error) if isinstance(error, BaseExceptionGroup) else [error])
+    return leaves
 
 
 class SubClient:
