@@ -13,11 +13,25 @@ from meshagent_core.client.room import (
     websocket_room_url,
 )
 from meshagent_core.client.hosting import Toolkit, tool
+from meshagent_core.client.messaging import (
+    IncomingMessagingStreamRequest,
+    MessagingStream,
+    MessagingStreamClientDisconnected,
+    MessagingStreamClosed,
+    PresenceEvent,
+    RoomMessage,
+)
 from meshagent_core.errors import ConnectionLost, ErrorCode, RoomException
 
 from .client import RoomClient, connect
 
 __all__ = [
+    "IncomingMessagingStreamRequest",
+    "MessagingStream",
+    "MessagingStreamClientDisconnected",
+    "MessagingStreamClosed",
+    "PresenceEvent",
+    "RoomMessage",
     "ConnectionLost",
     "ErrorCode",
     "LocalParticipant",

@@ -14,6 +14,14 @@ from meshagent_core.client.room import (
     websocket_room_url,
 )
 from meshagent_core.client.hosting import Toolkit, tool
+from meshagent_core.client.messaging import (
+    IncomingMessagingStreamRequest,
+    MessagingStream,
+    MessagingStreamClientDisconnected,
+    MessagingStreamClosed,
+    PresenceEvent,
+    RoomMessage,
+)
 from meshagent_core.errors import ConnectionLost, ErrorCode, RoomException
 
 from .client import RoomClient, connect
@@ -21,6 +29,12 @@ from .client import RoomClient, connect
 __version__ = "0.1.0"
 
 __all__ = [
+    "IncomingMessagingStreamRequest",
+    "MessagingStream",
+    "MessagingStreamClientDisconnected",
+    "MessagingStreamClosed",
+    "PresenceEvent",
+    "RoomMessage",
     "ConnectionLost",
     "ErrorCode",
     "LocalParticipant",

@@ -107,6 +107,7 @@ class RoomConnection:
         websocket = await connect_websocket(backend, url, headers={"Authorization": f"Bearer {token}"})
         connection = cls(websocket, ClientSession(**session_options))
         async with backend.open_task_group() as nursery:
+            connection._task_group = nursery
             nursery.start_soon(connection._reader)
             nursery.start_soon(connection._writer)
             try:
@@ -190,6 +191,13 @@ class RoomConnection:
         self._outcomes[request_id] = _Outcome(self.backend)
         self._kick()
         return request_id
+
+    def close_soon(self) -> None:
+        """End this connection from any task: its task group is cancelled and the socket closed
+        with a close frame (`RoomConnection.open` leaves its block)."""
+        task_group = getattr(self, "_task_group", None)
+        if task_group is not None:
+            task_group.cancel_scope.cancel()
 
     async def _outcome(self, request_id: int) -> Content:
         outcome = self._outcomes[request_id]

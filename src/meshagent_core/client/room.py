@@ -349,6 +349,11 @@ class RoomClient:
         for subscription in list(self._subscriptions):
             subscription.close()
 
+    def _dismiss(self) -> None:
+        """Close for good, without reconnecting (the room asked this participant to leave)."""
+        if self.connection is not None and not self.connection.closed:
+            self.connection.close_soon()
+
     def start_soon(self, function: Callable[..., Any], *args: Any) -> None:
         """Run a task owned by this room (it ends when the room does)."""
         self._task_group.start_soon(function, *args)
