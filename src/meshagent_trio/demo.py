@@ -83,12 +83,12 @@ def run_transcript(out: Callable[[str], None] = print) -> dict[str, int]:
 
 
 async def run_demo(data_dir: Path, out: Callable[[str], None] = print) -> dict[str, object]:
-    """Start the local server, run a two-participant session against it; returns what the tests check."""
-    from meshagent_core import BinaryContent, ErrorContent, RoomException, TextContent
-    from meshagent_core.session.events import MessageReceived, ToolCallReceived
+    """Start the local server and run a two-participant session with the SDK against it;
+    returns what the tests check."""
+    from meshagent_core import RoomException
     from meshagent_core.tokens import ApiScope, ParticipantToken
 
-    from .connection import RoomConnection
+    from . import Toolkit, connect, tool
     from .server.app import Server, ServerConfig, load_credentials
 
     credentials, _ = load_credentials(data_dir)
@@ -102,61 +102,55 @@ async def run_demo(data_dir: Path, out: Callable[[str], None] = print) -> dict[s
         participant.add_api_grant(ApiScope.agent_default())
         return participant.to_jwt(token=credentials.secret)
 
+    @tool
+    async def shout(text: str) -> str:
+        """Upper-cases text."""
+        return text.upper()
+
     async with trio.open_nursery() as nursery:
         port = await nursery.start(server.serve)
         url = f"ws://127.0.0.1:{port}/rooms/demo"
         out(f"local MeshAgent server on http://127.0.0.1:{port}")
-        async with RoomConnection.open(url, token("echo-agent")) as host, RoomConnection.open(url, token("alice")) as alice:
-            out(f"echo-agent joined as {host.participant_id}, alice as {alice.participant_id}")
-            async with alice.stream_call("developer", "logs") as logs:
-                await logs.response()
-                registration = await host.request(
-                    "room.register_toolkit",
-                    {"name": "echo", "title": "Echo", "description": "says it back", "tools": {"shout": {"title": "Shout", "description": "upper-cases text"}}, "public": True, "annotations": {}},
-                )
-                out(f"echo-agent registered toolkit 'echo' ({registration.json['id']})")
-
-                async def serve_echo() -> None:
-                    async for event in host.events:
-                        if isinstance(event, ToolCallReceived):
-                            text = event.arguments.json.get("text", "")
-                            if not text:
-                                host.respond_to_tool_call(event.call_id, ErrorContent(text="nothing to shout", code=1002))
-                                continue
-                            await host.invoke("developer", "info", {"message": f"shouting {text!r}", "extra": {}})
-                            host.respond_to_tool_call(event.call_id, TextContent(text=text.upper()))
-                        elif isinstance(event, MessageReceived) and event.type == "chat":
-                            out(f"echo-agent received a chat message: {event.message}")
-                            results["chat"] = event.message
-                            chat_received.set()
-
-                chat_received = trio.Event()
-                nursery.start_soon(serve_echo)
-                answer = await alice.invoke("echo", "shout", {"text": "hello, room"})
+        async with connect(url, token("echo-agent")) as agent, connect(url, token("alice")) as alice:
+            out(f"echo-agent joined as {agent.local_participant.id}, alice as {alice.local_participant.id}")
+            async with agent.agents.host(Toolkit(name="echo", tools=[shout])):
+                toolkits = await alice.agents.list_toolkits()
+                out(f"alice sees toolkits: {[toolkit.name for toolkit in toolkits]}")
+                answer = await alice.agents.invoke_tool(toolkit="echo", tool="shout", input={"text": "hello, room"})
                 out(f"alice called echo.shout -> {answer.text!r}")
                 results["shout"] = answer.text
-                entry = await logs.next_chunk()
-                assert isinstance(entry, BinaryContent)
-                out(f"developer log: {entry.headers['type']}: {entry.data.decode()}")
-                results["log"] = entry.data.decode()
-                await alice.invoke("queues", "send", {"name": "jobs", "create": True, "message": {"job": "tidy"}})
-                job = await host.invoke("queues", "receive", {"name": "jobs", "create": True, "wait": True})
-                out(f"echo-agent took a job from queue 'jobs' -> {job.json}")
-                results["job"] = job.json
-                await host.invoke("messaging", "enable", {})
-                await alice.invoke("messaging", "enable", {})
-                await alice.invoke(
-                    "messaging",
-                    "send",
-                    {"to_participant_id": host.participant_id, "type": "chat", "message_json": '{"text": "thanks!"}', "attachment_base64": None},
-                )
-                with trio.fail_after(10):
-                    await chat_received.wait()
-                try:
-                    await alice.invoke("sync", "describe", {"path": "notes.doc"})
-                except RoomException as error:
-                    out(f"alice asked for sync -> error {error.code}: {error.message}")
-                    results["unavailable"] = error.code
-            nursery.cancel_scope.cancel()
+
+            async with alice.developer.logs() as logs:
+                await agent.developer.log(type="info", data={"message": "echo-agent is here"})
+                async for entry in logs:
+                    break
+                out(f"developer log: {entry.type}: {entry.data}")
+                results["log"] = entry.data
+
+            await alice.storage.upload(path="notes/hello.txt", data=b"written by alice")
+            file = await agent.storage.download(path="notes/hello.txt")
+            out(f"echo-agent downloaded {file.name} ({file.mime_type}): {file.data!r}")
+            results["file"] = file.data
+
+            await alice.queues.send(name="jobs", message={"job": "tidy"})
+            job = await agent.queues.receive(name="jobs", wait=True)
+            out(f"echo-agent took a job from queue 'jobs' -> {job}")
+            results["job"] = job
+
+            await agent.messaging.enable()
+            await alice.messaging.enable()
+            async with agent.messaging.messages() as messages:
+                await alice.messaging.send_message(to=agent.local_participant.id, type="chat", message={"text": "thanks!"})
+                async for message in messages:
+                    break
+            out(f"echo-agent received a chat message from alice: {message.message}")
+            results["chat"] = message.message
+
+            try:
+                await alice.invoke("sync", "describe", {"path": "notes.doc"})
+            except RoomException as error:
+                out(f"alice asked for sync -> error {error.code}: {error.message}")
+                results["unavailable"] = error.code
+        nursery.cancel_scope.cancel()
     out("done")
     return results

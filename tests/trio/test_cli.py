@@ -18,7 +18,8 @@ async def test_demo_session_against_the_local_server(tmp_path: Path) -> None:
     lines: list[str] = []
     results = await run_demo(tmp_path, lines.append)
     assert results["shout"] == "HELLO, ROOM"
-    assert '"message":"shouting \'hello, room\'"' in results["log"]
+    assert results["log"] == {"message": "echo-agent is here"}
+    assert results["file"] == b"written by alice"
     assert results["unavailable"] == 1007
     assert results["job"] == {"job": "tidy"}
     assert results["chat"] == {"text": "thanks!"}
