@@ -1,12 +1,8 @@
-"""The room client on Trio."""
+"""The room client on Trio: the shared `RoomClient` bound to this package's connection."""
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
-from typing import AsyncIterator
-
 from meshagent_core.client import room as _room
-from meshagent_core.client.room import WebSocketClientProtocol
 
 from .connection import RoomConnection
 
@@ -16,10 +12,5 @@ class RoomClient(_room.RoomClient):
     connection_class = RoomConnection
 
 
-@asynccontextmanager
-async def connect(url: str, token: str, *, reconnect_timeout: float | None = None) -> AsyncIterator[RoomClient]:
-    """`async with meshagent_trio.connect(url, token) as room:` — a `RoomClient` for `url`."""
-    async with RoomClient(
-        protocol=WebSocketClientProtocol(url=url, token=token), reconnect_timeout=reconnect_timeout
-    ) as room:
-        yield room
+#: `async with connect(url_or_room_name, token) as room:` — see `RoomClient.connect`.
+connect = RoomClient.connect

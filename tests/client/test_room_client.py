@@ -70,3 +70,28 @@ async def test_an_error_in_the_block_comes_out_unwrapped(client_module, local_se
     with pytest.raises(KeyError, match="mine"):
         async with client_module.connect(url, mint(local_server.credentials, "clients")):
             raise KeyError("mine")
+
+
+def test_resolve_protocol_from_the_environment() -> None:
+    from meshagent_core.client.room import resolve_protocol
+    from meshagent_core.tokens import ParticipantToken, parse_api_key
+
+    key = "ma-AAAAAAAAAAAAAAAAAAAAAA-_____________________w-resolve-secret"
+    environ = {"MESHAGENT_API_URL": "http://127.0.0.1:9", "MESHAGENT_API_KEY": key, "MESHAGENT_PARTICIPANT_NAME": "bot"}
+    protocol = resolve_protocol("my-room", environ=environ)
+    assert protocol.url == "ws://127.0.0.1:9/rooms/my-room"
+    token = ParticipantToken.from_jwt(protocol.token, token=parse_api_key(key).secret)
+    assert token.name == "bot" and token.grant_scope("room") == "my-room"
+    assert token.api_key_id == parse_api_key(key).id and token.get_api_grant() is not None
+    explicit = resolve_protocol("ws://h/rooms/r", "given-token", environ={})
+    assert (explicit.url, explicit.token) == ("ws://h/rooms/r", "given-token")
+    with pytest.raises(RoomException, match="MESHAGENT_API_KEY"):
+        resolve_protocol("r", environ={})
+
+
+async def test_connect_with_a_minted_token(client_module, local_server, monkeypatch) -> None:
+    monkeypatch.setenv("MESHAGENT_API_KEY", local_server.api_key)
+    monkeypatch.setenv("MESHAGENT_API_URL", local_server.api_url)
+    async with client_module.connect("minted-room", participant_name="minted") as room:
+        assert room.room_name == "minted-room"
+        assert room.local_participant.get_attribute("name") == "minted"

@@ -181,6 +181,41 @@ class Subscription:
         self._send.close()
 
 
+def resolve_protocol(
+    room: str,
+    token: str | None = None,
+    *,
+    participant_name: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> WebSocketClientProtocol:
+    """Where and as whom to connect, from what the caller gave and the environment.
+
+    `room` is a room URL (`ws://…/rooms/<name>`) or just a room name, whose URL is derived from
+    `MESHAGENT_ROOM_URL` / `MESHAGENT_API_URL` as the official client does. Without `token`, one
+    is minted with the secret of `MESHAGENT_API_KEY` (or `MESHAGENT_SECRET`): a participant named
+    `participant_name` (default: `MESHAGENT_PARTICIPANT_NAME`, else "participant") with the
+    room grant, the agent role and the default agent API scope."""
+    from ..tokens import ApiScope, ParticipantToken
+
+    environ = os.environ if environ is None else environ
+    is_url = "://" in room
+    url = room if is_url else websocket_room_url(room_name=room, environ=environ)
+    if token is None:
+        room_name = url.rstrip("/").rsplit("/rooms/", 1)[-1].split("?", 1)[0]
+        name = participant_name or environ.get("MESHAGENT_PARTICIPANT_NAME") or "participant"
+        minted = ParticipantToken(name=name)
+        minted.add_role_grant("agent")
+        minted.add_room_grant(room_name)
+        minted.add_api_grant(ApiScope.agent_default())
+        if environ.get("MESHAGENT_API_KEY"):
+            token = minted.to_jwt(api_key=environ["MESHAGENT_API_KEY"], environ=environ)
+        elif environ.get("MESHAGENT_SECRET"):
+            token = minted.to_jwt(token=environ["MESHAGENT_SECRET"], environ=environ)
+        else:
+            raise RoomException("no token given, and neither MESHAGENT_API_KEY nor MESHAGENT_SECRET is set to mint one")
+    return WebSocketClientProtocol(url=url, token=token)
+
+
 class RoomClient:
     """A participant's connection to a room and its sub-clients."""
 
@@ -229,6 +264,22 @@ class RoomClient:
         self.queues: QueuesClient = QueuesClient(self)
 
     # --- lifecycle ------------------------------------------------------------------------
+
+    @classmethod
+    @asynccontextmanager
+    async def connect(
+        cls,
+        room: str,
+        token: str | None = None,
+        *,
+        participant_name: str | None = None,
+        reconnect_timeout: float | None = None,
+    ) -> AsyncIterator["RoomClient"]:
+        """`async with connect(url_or_room_name, token) as room:` (see `resolve_protocol` for
+        what is taken from the environment when the token or the URL is left out)."""
+        protocol = resolve_protocol(room, token, participant_name=participant_name)
+        async with cls(protocol=protocol, reconnect_timeout=reconnect_timeout) as client:
+            yield client
 
     @property
     def backend(self) -> Any:
