@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from collections.abc import Mapping
 from typing import Any
 
@@ -65,21 +67,8 @@ class ApiScope(GrantModel):
     @staticmethod
     def agent_default(*, tunnels: bool = False) -> ApiScope:
         """Every family except `admin` and `secrets`; `tunnels` only when asked for."""
-        return ApiScope(
-            livekit=LivekitGrant(),
-            queues=QueuesGrant(),
-            messaging=MessagingGrant(),
-            dataset=DatasetGrant(),
-            sqlite=SqliteGrant(),
-            memory=MemoryGrant(),
-            sync=SyncGrant(),
-            storage=StorageGrant(),
-            containers=ContainersGrant(),
-            developer=DeveloperGrant(),
-            agents=AgentsGrant(),
-            llm=LLMGrant(),
-            services=ServicesGrant(),
-            tunnels=TunnelsGrant() if tunnels else None,
+        return msgspec.structs.replace(
+            ApiScope.user_default(), llm=LLMGrant(), tunnels=TunnelsGrant() if tunnels else None
         )
 
     @staticmethod
@@ -103,20 +92,7 @@ class ApiScope(GrantModel):
     @staticmethod
     def full() -> ApiScope:
         """Every family except `secrets`, unrestricted."""
-        return ApiScope(
-            livekit=LivekitGrant(),
-            queues=QueuesGrant(),
-            messaging=MessagingGrant(),
-            dataset=DatasetGrant(),
-            sqlite=SqliteGrant(),
-            memory=MemoryGrant(),
-            sync=SyncGrant(),
-            storage=StorageGrant(),
-            containers=ContainersGrant(),
-            developer=DeveloperGrant(),
-            agents=AgentsGrant(),
-            llm=LLMGrant(),
-            admin=AdminGrant(),
-            tunnels=TunnelsGrant(),
-            services=ServicesGrant(),
+        return msgspec.structs.replace(
+            ApiScope.user_default(), llm=LLMGrant(), admin=AdminGrant(), tunnels=TunnelsGrant()
         )
+
