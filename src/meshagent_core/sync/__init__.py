@@ -1,0 +1,41 @@
+"""Collaborative documents: MeshSchema (SYNC §1) and the document model on pycrdt (SYNC §2–3)."""
+
+from .document import (
+    DocumentChange,
+    DocumentError,
+    Element,
+    InvalidUpdate,
+    MeshDocument,
+    SchemaViolation,
+    TextNode,
+    decode_update,
+    encode_update,
+)
+from .schema import (
+    ChildProperty,
+    ElementProperty,
+    ElementType,
+    MeshSchema,
+    MeshSchemaException,
+    MeshSchemaValidationException,
+    ValueProperty,
+)
+
+__all__ = [
+    "ChildProperty",
+    "DocumentChange",
+    "DocumentError",
+    "Element",
+    "ElementProperty",
+    "ElementType",
+    "InvalidUpdate",
+    "MeshDocument",
+    "MeshSchema",
+    "MeshSchemaException",
+    "MeshSchemaValidationException",
+    "SchemaViolation",
+    "TextNode",
+    "ValueProperty",
+    "decode_update",
+    "encode_update",
+]
