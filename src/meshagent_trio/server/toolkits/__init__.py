@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from ..toolkit import Toolkit
-from . import developer, messaging, queues, storage
+from . import developer, messaging, queues, storage, sync
 
 BUILTIN_TOOLKITS: dict[str, Toolkit] = {
-    toolkit.name: toolkit for toolkit in (developer.toolkit, messaging.toolkit, queues.toolkit, storage.toolkit)
+    toolkit.name: toolkit for toolkit in (developer.toolkit, messaging.toolkit, queues.toolkit, storage.toolkit, sync.toolkit)
 }
 
 #: Built-in toolkits of the MeshAgent cloud that this server does not provide (yet): calls get
 #: a clear error instead of being routed to a participant.
-UNAVAILABLE_TOOLKITS = frozenset({"sync", "dataset", "sqlite", "memory", "containers", "mounts", "services", "livekit"})
+UNAVAILABLE_TOOLKITS = frozenset({"dataset", "sqlite", "memory", "containers", "mounts", "services", "livekit"})

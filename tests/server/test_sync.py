@@ -1,0 +1,365 @@
+"""The sync toolkit end to end over the raw protocol (SYNC §4–§6): open streams, relays,
+validation, grants, persistence across a restart."""
+
+from __future__ import annotations
+
+import json
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import pytest
+import trio
+from pycrdt import Doc, Map, XmlElement, XmlFragment
+
+from meshagent_core import BinaryContent, ControlContent, EmptyContent, ErrorCode, JsonContent, RoomException
+from meshagent_core.sync import MeshDocument, MeshSchema, decode_update, encode_update
+from meshagent_core.tokens import ApiScope
+from meshagent_core.tokens.grants import SyncGrant, SyncPathGrant
+from meshagent_core.toolkits.sync import StartHeaders, headers_to_builtins, normalize_path
+from meshagent_trio.connection import RoomConnection
+from meshagent_trio.server import Credentials, Server, ServerConfig
+from meshagent_trio.server.toolkits import sync as sync_toolkit
+from roomtest import mint, room_url
+
+ROOM = "test-room"
+VECTORS = json.loads((Path(__file__).parent.parent / "vectors" / "sync_vectors.json").read_text())
+SCHEMA_JSON: dict[str, Any] = VECTORS["schema"]
+SCHEMA = MeshSchema.from_json(SCHEMA_JSON)
+INITIAL = {"notebook": {"cells": [{"cell": {"kind": "code", "source": "print(1)", "order": 1}}]}}
+
+
+def connect(server: Server, credentials: Credentials, name: str = "alice", scope: ApiScope | None = None):
+    return RoomConnection.open(room_url(server, ROOM), mint(credentials, ROOM, name=name, scope=scope))
+
+
+def sync_scope(*paths: SyncPathGrant) -> ApiScope:
+    scope = ApiScope.agent_default()
+    scope.sync = SyncGrant(paths=list(paths))
+    return scope
+
+
+class OpenDocument:
+    """A raw `sync.open` stream with a local replica, as a test client."""
+
+    def __init__(self, stream: Any, document: MeshDocument, path: str) -> None:
+        self.stream = stream
+        self.document = document
+        self.path = path
+        self.outgoing: list[bytes] = []
+        document.observe_updates(self.outgoing.append)
+
+    def push(self) -> None:
+        for update in self.outgoing:
+            self.send_update(update)
+        self.outgoing.clear()
+
+    def send_update(self, update: bytes) -> None:
+        self.stream.send(BinaryContent(headers={"kind": "sync"}, data=encode_update(update)))
+
+    async def catch_up(self, other: "OpenDocument") -> None:
+        """Receive until this replica equals `other` (queued updates may arrive merged)."""
+        with trio.fail_after(10):
+            while self.document.to_json(include_ids=True) != other.document.to_json(include_ids=True):
+                await self.receive_update()
+
+    async def receive_update(self) -> None:
+        chunk = await self.stream.next_chunk()
+        assert isinstance(chunk, BinaryContent), chunk
+        assert chunk.headers == {"kind": "sync", "path": self.path}
+        assert self.document.apply_update(decode_update(chunk.data)) == []
+
+
+@asynccontextmanager
+async def open_document(room: RoomConnection, path: str, **start: Any) -> AsyncIterator[OpenDocument]:
+    async with room.stream_call("sync", "open") as stream:
+        stream.send(BinaryContent(headers=headers_to_builtins(StartHeaders(path=path, **start))))
+        assert await stream.response() == ControlContent(method="open")
+        first = await stream.next_chunk()
+        assert isinstance(first, BinaryContent), first
+        assert set(first.headers) == {"kind", "path", "schema"} and first.headers["kind"] == "state"
+        assert first.headers["path"] == normalize_path(path)
+        schema = MeshSchema.from_json(first.headers["schema"])
+        document = MeshDocument(schema=schema, update=decode_update(first.data) if first.data else None)
+        yield OpenDocument(stream, document, normalize_path(path))
+        stream.close_input()
+        assert await stream.next_chunk() is None  # the server answers the close with a close
+
+
+async def test_two_participants_edit_one_document(server, credentials) -> None:
+    async with connect(server, credentials, "alice") as alice, connect(server, credentials, "bob") as bob:
+        async with open_document(alice, "notes/a.notebook", schema=SCHEMA_JSON, initial_json=INITIAL) as a:
+            assert a.document.to_json()["notebook"]["cells"][0]["cell"]["source"] == "print(1)"
+            async with open_document(bob, "/notes/a.notebook") as b:
+                assert b.document.to_json() == a.document.to_json()
+                cell = a.document.root.get_children()[0]
+                cell["source"] = "print(2)"
+                a.push()
+                await b.receive_update()
+                assert b.document.to_json() == a.document.to_json()
+                heading = b.document.root.append_child("heading", {"level": 2, "label": "x"})
+                text = heading.append_child("text")
+                text.get_children()[0].insert(0, "hello")
+                b.push()
+                await a.catch_up(b)
+                assert a.document.root.get_children()[1].get_children()[0].get_children()[0].text == "hello"
+        described = await bob.invoke("sync", "describe", {"path": "notes/a.notebook", "schema_path": None})
+        assert isinstance(described, JsonContent)
+        assert described.json == a.document.to_json()
+
+
+async def test_updates_are_not_echoed_and_redundant_ones_not_relayed(server, credentials) -> None:
+    async with connect(server, credentials, "alice") as alice, connect(server, credentials, "bob") as bob:
+        async with open_document(alice, "e.notebook", schema=SCHEMA_JSON) as a, open_document(bob, "e.notebook") as b:
+            a.document.root.append_child("cell", {"kind": "code", "order": 1})
+            update = a.outgoing[0]
+            a.push()
+            a.send_update(update)  # the same update again: known, so not relayed twice
+            a.send_update(b.document.get_state())  # an echo of what the server has
+            b.document.root.append_child("cell", {"kind": "markdown", "order": 2})
+            b.push()
+            await b.receive_update()  # alice's cell, once
+            await a.receive_update()  # bob's cell; nothing of alice's own came back before it
+            assert a.document.to_json(include_ids=True) == b.document.to_json(include_ids=True)
+            with trio.move_on_after(0.2):
+                await b.stream.next_chunk()
+                pytest.fail("a redundant update was relayed")
+
+
+async def test_reopen_with_state_vector_gets_only_the_difference(server, credentials) -> None:
+    async with connect(server, credentials) as alice:
+        async with open_document(alice, "v.notebook", schema=SCHEMA_JSON, initial_json=INITIAL) as a:
+            replica = a.document
+        vector = replica.get_state_vector()
+        async with open_document(alice, "v.notebook") as again:
+            full = again.document.get_state()
+        replica.close()
+        async with connect(server, credentials, "bob") as bob:
+            async with open_document(bob, "v.notebook") as b:
+                b.document.root.append_child("cell", {"kind": "code", "order": 9})
+                b.push()
+        async with alice.stream_call("sync", "open") as stream:
+            stream.send(BinaryContent(headers=headers_to_builtins(StartHeaders(path="v.notebook", vector=encode_update(vector).decode()))))
+            await stream.response()
+            state = await stream.next_chunk()
+            assert isinstance(state, BinaryContent)
+            diff = decode_update(state.data)
+            assert len(diff) < len(full)
+            base = MeshDocument(schema=SCHEMA, update=full)
+            assert base.apply_update(diff) == []
+            assert len(base.root.get_children()) == 2
+
+
+@pytest.mark.parametrize(
+    "make_update, message",
+    [
+        (lambda: _foreign(lambda f: f.children.append(XmlElement("output", {"$id": "x"}))), "not allowed as a child"),
+        (lambda: _foreign(lambda f: f.children.append(XmlElement("nope", {"$id": "x"}))), "not an element type"),
+        (lambda: _foreign(lambda f: f.children.append(XmlElement("cell", {"kind": "code"}))), "without a string '$id'"),
+        (lambda: _foreign(lambda f: f.children.append(XmlElement("cell", {"$id": "x", "colour": "red"}))), "not a property"),
+        (lambda: _foreign(lambda f: f.children.append(XmlElement("cell", {"$id": "x", "order": "first"}))), "is not a number"),
+        (lambda: _foreign(lambda f: f.children.append(XmlElement("cell", {"$id": "x", "kind": "poem"}))), "is not a string"),
+        (lambda: _foreign_root_attribute(), "written on the root"),
+        (lambda: _foreign_other_root(), "not part of a MeshAgent document"),
+    ],
+)
+async def test_an_update_that_breaks_the_schema_is_refused_and_changes_nothing(server, credentials, make_update, message) -> None:
+    async with connect(server, credentials, "alice") as alice, connect(server, credentials, "bob") as bob:
+        async with open_document(bob, "s.notebook", schema=SCHEMA_JSON, initial_json=INITIAL) as b:
+            before = (await alice.invoke("sync", "describe", {"path": "s.notebook"})).json
+            async with alice.stream_call("sync", "open") as stream:
+                stream.send(BinaryContent(headers=headers_to_builtins(StartHeaders(path="s.notebook"))))
+                await stream.response()
+                await stream.next_chunk()
+                stream.send(BinaryContent(headers={"kind": "sync"}, data=encode_update(make_update())))
+                error = await stream.next_chunk()
+                assert error is not None and getattr(error, "code", None) == ErrorCode.INVALID_REQUEST, error
+                assert message in error.text
+                assert await stream.next_chunk() is None
+            assert (await alice.invoke("sync", "describe", {"path": "s.notebook"})).json == before
+            # the document still works for everyone else
+            b.document.root.append_child("cell", {"kind": "code", "order": 3})
+            b.push()
+            with trio.fail_after(5):
+                while len((await alice.invoke("sync", "describe", {"path": "s.notebook"})).json["notebook"]["cells"]) != 2:
+                    await trio.sleep(0.01)
+
+
+def _foreign(edit: Any) -> bytes:
+    doc = Doc()
+    edit(doc.get("xml", type=XmlFragment))
+    return doc.get_update()
+
+
+def _foreign_root_attribute() -> bytes:
+    return decode_update(VECTORS["hazards"]["root_attribute_update"]["update_b64"])
+
+
+def _foreign_other_root() -> bytes:
+    doc = Doc()
+    doc.get("other", type=Map)["a"] = 1
+    return doc.get_update()
+
+
+@pytest.mark.parametrize(
+    "payload, message",
+    [(b"%%% not base64", "not base64"), (encode_update(b"\x05\x01garbage"), "not a Yjs v1 update")],
+)
+async def test_undecodable_updates_are_refused(server, credentials, payload, message) -> None:
+    async with connect(server, credentials) as alice:
+        await alice.invoke("sync", "create", {"path": "g.notebook", "json": INITIAL, "schema": SCHEMA_JSON})
+        async with alice.stream_call("sync", "open") as stream:
+            stream.send(BinaryContent(headers=headers_to_builtins(StartHeaders(path="g.notebook"))))
+            await stream.response()
+            await stream.next_chunk()
+            stream.send(BinaryContent(headers={"kind": "sync"}, data=payload))
+            error = await stream.next_chunk()
+            assert getattr(error, "code", None) == ErrorCode.INVALID_REQUEST and message in error.text, error
+        described = await alice.invoke("sync", "describe", {"path": "g.notebook"})
+        assert described.json["notebook"]["cells"][0]["cell"]["source"] == "print(1)"
+
+
+@pytest.mark.parametrize(
+    "chunks, message",
+    [
+        ([BinaryContent(headers={"kind": "sync"})], "must be a 'start' chunk"),
+        ([JsonContent(json={"path": "x"})], "must be binary content"),
+        ([BinaryContent(headers={"kind": "start"})], "invalid start chunk"),
+        ([BinaryContent(headers={"kind": "start", "path": "x.notebook", "vector": "%%"})], "state vector"),
+    ],
+)
+async def test_malformed_start_chunks(server, credentials, chunks, message) -> None:
+    async with connect(server, credentials) as alice:
+        async with alice.stream_call("sync", "open") as stream:
+            for chunk in chunks:
+                stream.send(chunk)
+            with pytest.raises(RoomException) as caught:
+                await stream.response()
+            assert caught.value.code == ErrorCode.INVALID_REQUEST and message in caught.value.message
+
+
+async def test_create_describe_and_their_errors(server, credentials) -> None:
+    async with connect(server, credentials) as alice:
+        assert await alice.invoke("sync", "create", {"path": "c.notebook", "json": INITIAL, "schema": SCHEMA_JSON, "schema_path": None}) == EmptyContent()
+        described = await alice.invoke("sync", "describe", {"path": "./c.notebook", "schema_path": None})
+        assert described.json == {"notebook": {"cells": [{"cell": {"kind": "code", "source": "print(1)", "order": 1.0, "outputs": []}}]}}
+        cases = [
+            ({"path": "c.notebook", "schema": SCHEMA_JSON}, ErrorCode.ALREADY_EXISTS),
+            ({"path": "d.unknown"}, ErrorCode.INVALID_REQUEST),  # no schema and none for the extension
+            ({"path": "d.notebook", "schema": {"$root_tag_ref": "#/$defs/x", "$defs": {}}}, ErrorCode.INVALID_REQUEST),
+            ({"path": "d.notebook", "schema": SCHEMA_JSON, "json": {"notebook": {"cells": [{"output": {}}]}}}, ErrorCode.INVALID_REQUEST),
+            ({"path": "../escape.notebook", "schema": SCHEMA_JSON}, ErrorCode.STORAGE_INVALID_PATH),
+            ({"path": ".schemas/x.json", "schema": SCHEMA_JSON}, ErrorCode.INVALID_REQUEST),
+            ({"path": "", "schema": SCHEMA_JSON}, ErrorCode.INVALID_REQUEST),
+        ]
+        for arguments, code in cases:
+            with pytest.raises(RoomException) as caught:
+                await alice.invoke("sync", "create", arguments)
+            assert caught.value.code == code, (arguments, caught.value)
+        with pytest.raises(RoomException) as caught:
+            await alice.invoke("sync", "describe", {"path": "missing.notebook"})
+        assert caught.value.code == ErrorCode.NOT_FOUND
+        # nothing was left behind by the refused creations
+        assert (await alice.invoke("storage", "exists", {"path": "d.notebook"})).json == {"exists": False}
+        with pytest.raises(RoomException) as caught:
+            async with open_document(alice, "missing.notebook", create=False):
+                pass
+        assert caught.value.code == ErrorCode.NOT_FOUND
+
+
+async def test_schema_from_the_extension(server, credentials) -> None:
+    async with connect(server, credentials) as alice:
+        root = await server.room(ROOM).toolkit_state("storage", sync_toolkit.StorageState).get_root()
+        (root / ".schemas").mkdir()
+        (root / ".schemas" / "nb.json").write_text(json.dumps(SCHEMA_JSON))
+        async with open_document(alice, "x/y.nb", initial_json=INITIAL) as doc:
+            assert doc.document.schema == SCHEMA
+            assert doc.document.to_json()["notebook"]["cells"][0]["cell"]["order"] == 1.0
+
+
+async def test_read_only_paths(server, credentials) -> None:
+    reader = sync_scope(SyncPathGrant(path="shared/*", read_only=True))
+    async with connect(server, credentials, "writer") as writer, connect(server, credentials, "reader", reader) as read_only:
+        await writer.invoke("sync", "create", {"path": "shared/r.notebook", "json": INITIAL, "schema": SCHEMA_JSON})
+        with pytest.raises(RoomException) as caught:
+            await read_only.invoke("sync", "create", {"path": "shared/new.notebook", "schema": SCHEMA_JSON})
+        assert caught.value.code == ErrorCode.PERMISSION_DENIED
+        with pytest.raises(RoomException) as caught:
+            await read_only.invoke("sync", "describe", {"path": "private.notebook"})
+        assert caught.value.code == ErrorCode.PERMISSION_DENIED
+        async with open_document(writer, "shared/r.notebook") as w, read_only.stream_call("sync", "open") as stream:
+            stream.send(BinaryContent(headers=headers_to_builtins(StartHeaders(path="shared/r.notebook"))))
+            await stream.response()
+            state = await stream.next_chunk()
+            r = OpenDocument(stream, MeshDocument(schema=SCHEMA, update=decode_update(state.data)), "shared/r.notebook")
+            r.send_update(r.document.get_state())  # an echo changes nothing: accepted
+            w.document.root.append_child("cell", {"kind": "code", "order": 2})
+            w.push()
+            await r.receive_update()  # a reader still receives the writer's edits
+            r.document.root.append_child("cell", {"kind": "code", "order": 3})
+            r.push()
+            error = await stream.next_chunk()
+            assert getattr(error, "code", None) == ErrorCode.PERMISSION_DENIED, error
+            assert await stream.next_chunk() is None
+        described = await writer.invoke("sync", "describe", {"path": "shared/r.notebook"})
+        assert len(described.json["notebook"]["cells"]) == 2
+
+
+async def test_no_sync_grant(server, credentials) -> None:
+    scope = ApiScope.agent_default()
+    scope.sync = None
+    async with connect(server, credentials, scope=scope) as alice:
+        with pytest.raises(RoomException) as caught:
+            await alice.invoke("sync", "describe", {"path": "a.notebook"})
+        assert caught.value.code == ErrorCode.PERMISSION_DENIED
+
+
+async def test_a_slow_subscriber_gets_every_update_merged(server, credentials, monkeypatch) -> None:
+    monkeypatch.setattr(sync_toolkit, "MAX_QUEUED_UPDATES", 4)
+    async with connect(server, credentials, "alice") as alice, connect(server, credentials, "bob") as bob:
+        async with open_document(alice, "q.notebook", schema=SCHEMA_JSON) as a, open_document(bob, "q.notebook") as b:
+            document = server.room(ROOM).toolkit_state("sync", sync_toolkit.SyncState).documents["q.notebook"]
+            for order in range(50):
+                a.document.root.append_child("cell", {"kind": "code", "order": order})
+            a.push()
+            with trio.fail_after(10):
+                while len(document.replica.root.get_children()) < 50:
+                    await trio.sleep(0.01)
+                while len(b.document.root.get_children()) < 50:
+                    await b.receive_update()
+            assert b.document.to_json(include_ids=True) == a.document.to_json(include_ids=True)
+
+
+async def test_documents_survive_a_restart(tmp_path, credentials) -> None:
+    config = ServerConfig(data_dir=tmp_path / "data", credentials=credentials, port=0)
+    for round in range(2):
+        async with trio.open_nursery() as nursery:
+            server = Server(config)
+            config.port = await nursery.start(server.serve)
+            async with connect(server, credentials) as alice:
+                async with open_document(alice, "keep/p.notebook", schema=SCHEMA_JSON, initial_json=INITIAL if round == 0 else None) as doc:
+                    cells = doc.document.root.get_children()
+                    if round == 0:
+                        cells[0]["source"] = "kept"
+                        doc.document.root.append_child("cell", {"kind": "markdown", "order": 2})
+                        doc.push()
+                    else:
+                        assert [c["source"] for c in cells] == ["kept", None]
+            nursery.cancel_scope.cancel()
+        config.port = 0
+    stored = list(config.data_dir.rglob("p.notebook"))
+    assert len(stored) == 1
+    body = json.loads(stored[0].read_text())
+    assert body["format"] == "meshagent-document" and body["version"] == 1
+    assert MeshSchema.from_json(body["schema"]) == SCHEMA
+    reloaded = MeshDocument(schema=SCHEMA, update=decode_update(body["state"]))
+    assert [c["source"] for c in reloaded.root.get_children()] == ["kept", None]
+
+
+async def test_a_file_that_is_not_a_document(server, credentials) -> None:
+    async with connect(server, credentials) as alice:
+        root = await server.room(ROOM).toolkit_state("storage", sync_toolkit.StorageState).get_root()
+        (root / "plain.notebook").write_text("hello")
+        with pytest.raises(RoomException) as caught:
+            await alice.invoke("sync", "describe", {"path": "plain.notebook"})
+        assert caught.value.code == ErrorCode.INVALID_REQUEST and "not a MeshAgent document" in caught.value.message
