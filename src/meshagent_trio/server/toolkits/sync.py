@@ -47,10 +47,21 @@ from typing import Any
 
 import msgspec
 import trio
-from pycrdt import Doc, get_state as update_state_vector, merge_updates
+from pycrdt import Doc, merge_updates
 
 from meshagent_core import BinaryContent, ControlContent, Content, ErrorCode, JsonContent, RoomException
-from meshagent_core.sync import DocumentError, InvalidUpdate, MeshDocument, MeshSchema, MeshSchemaException, decode_update, encode_update
+from meshagent_core.sync import (
+    DocumentError,
+    InvalidUpdate,
+    MeshDocument,
+    MeshSchema,
+    MeshSchemaException,
+    decode_state_vector,
+    decode_update,
+    encode_update,
+    new_client_id,
+    update_clients,
+)
 from meshagent_core.tokens.grants import SyncGrant
 from meshagent_core.toolkits.sync import (
     CreateInput,
@@ -102,7 +113,7 @@ class SharedDocument:
         self.path = path
         self.schema = schema
         self.schema_json = schema.to_json()
-        self.committed = Doc()
+        self.committed = Doc(client_id=new_client_id())
         if state:
             self.committed.apply_update(state)
         self.replica = self._new_replica()
@@ -192,28 +203,8 @@ class SharedDocument:
 
 def _has_structs_beyond(update: bytes, vector: bytes) -> bool:
     """Whether `update` carries items the holder of state vector `vector` lacks."""
-    theirs = _decode_state_vector(update_state_vector(update))
-    ours = _decode_state_vector(vector)
-    return any(clock > ours.get(client, 0) for client, clock in theirs.items())
-
-
-def _decode_state_vector(vector: bytes) -> dict[int, int]:
-    def varuint(position: int) -> tuple[int, int]:
-        value = shift = 0
-        while True:
-            byte = vector[position]
-            position += 1
-            value |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                return value, position
-            shift += 7
-
-    count, position = varuint(0)
-    clocks: dict[int, int] = {}
-    for _ in range(count):
-        client, position = varuint(position)
-        clocks[client], position = varuint(position)
-    return clocks
+    ours = decode_state_vector(vector)
+    return any(clock > ours.get(client, 0) for client, clock in update_clients(update).items())
 
 
 class SyncState:
@@ -479,9 +470,9 @@ def _decode_vector(vector: str | None) -> bytes | None:
         return None
     try:
         raw = decode_update(vector)
-        _decode_state_vector(raw)
+        decode_state_vector(raw)
         return raw
-    except (InvalidUpdate, IndexError):
+    except InvalidUpdate:
         raise invalid_request("'vector' is not a base64 Yjs state vector") from None
 
 
