@@ -365,3 +365,31 @@ async def test_a_file_that_is_not_a_document(server, credentials) -> None:
         with pytest.raises(RoomException) as caught:
             await alice.invoke("sync", "describe", {"path": "plain.notebook"})
         assert caught.value.code == ErrorCode.INVALID_REQUEST and "not a MeshAgent document" in caught.value.message
+
+
+async def test_deleting_the_file_replaces_an_idle_document(server, credentials) -> None:
+    """Released documents stay loaded for a quick reopen, but the file decides: a client that
+    deletes a document to replace it (as the official CLI does) gets the new one."""
+    async with connect(server, credentials) as alice:
+        await alice.invoke("sync", "create", {"path": "r.notebook", "json": INITIAL, "schema": SCHEMA_JSON})
+        async with open_document(alice, "r.notebook") as first:
+            assert first.document.root.get_children()[0]["source"] == "print(1)"
+        assert "r.notebook" in server.room(ROOM).toolkit_state("sync", sync_toolkit.SyncState).documents  # kept idle
+        async with open_document(alice, "r.notebook", create=False) as again:
+            assert again.document.root.get_children()[0]["source"] == "print(1)"
+        await alice.invoke("storage", "delete", {"path": "r.notebook"})
+        with pytest.raises(RoomException) as caught:
+            await alice.invoke("sync", "describe", {"path": "r.notebook"})
+        assert caught.value.code == ErrorCode.NOT_FOUND
+        replacement = {"notebook": {"cells": [{"cell": {"kind": "markdown", "source": "new", "order": 1}}]}}
+        async with open_document(alice, "r.notebook", schema=SCHEMA_JSON, initial_json=replacement) as fresh:
+            assert fresh.document.root.get_children()[0]["source"] == "new"
+
+
+async def test_idle_documents_are_bounded(server, credentials, monkeypatch) -> None:
+    monkeypatch.setattr(sync_toolkit, "IDLE_DOCUMENTS", 2)
+    async with connect(server, credentials) as alice:
+        for n in range(5):
+            await alice.invoke("sync", "create", {"path": f"b{n}.notebook", "json": INITIAL, "schema": SCHEMA_JSON})
+        loaded = server.room(ROOM).toolkit_state("sync", sync_toolkit.SyncState).documents
+        assert sorted(loaded) == ["b3.notebook", "b4.notebook"]

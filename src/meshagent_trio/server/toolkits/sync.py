@@ -89,6 +89,8 @@ SCHEMAS_FOLDER = ".schemas"
 PERSIST_DELAY = 0.25
 #: Updates queued for one subscriber before they are replaced by a state-vector diff.
 MAX_QUEUED_UPDATES = 256
+#: Released documents kept loaded per room, so reopening one does not read and parse it again.
+IDLE_DOCUMENTS = 16
 #: How long a final write may take when the server stops or the last user leaves.
 FINAL_WRITE_TIMEOUT = 10.0
 
@@ -116,15 +118,26 @@ class SharedDocument:
         self.committed = Doc(client_id=new_client_id())
         if state:
             self.committed.apply_update(state)
-        self.replica = self._new_replica()
+        self._replica: MeshDocument | None = None
         self.subscribers: set[_Subscriber] = set()
         self.users = 0
+        self.file_signature: tuple[int, int, int, int] | None = None  # of the file as last read or written
         self.dirty = False
         self.changed = trio.Event()
         self.write_lock = trio.Lock()
 
-    def _new_replica(self) -> MeshDocument:
-        return MeshDocument(schema=self.schema, update=self.committed.get_update())
+    @property
+    def replica(self) -> MeshDocument:
+        """The validating replica, built when first needed: documents that are only read
+        (opened, described) never pay for it."""
+        if self._replica is None:
+            self._replica = MeshDocument(schema=self.schema, update=self.committed.get_update())
+        return self._replica
+
+    def _drop_replica(self) -> None:
+        if self._replica is not None:
+            self._replica.close()
+            self._replica = None
 
     def state(self, vector: bytes | None = None) -> bytes:
         return self.committed.get_update(vector) if vector else self.committed.get_update()
@@ -137,7 +150,7 @@ class SharedDocument:
         try:
             self.replica.load_json(document_json)
         except DocumentError as error:
-            self.replica = self._new_replica()
+            self._drop_replica()
             raise invalid_request(f"the initial JSON does not fit the schema: {error}") from None
         self.committed.apply_update(self.replica.get_state())
         self.dirty = True
@@ -163,7 +176,7 @@ class SharedDocument:
         if not changes and not brings_new_structs and not violations:
             return  # already known (an echo): nothing to commit or relay
         if violations or not writable:
-            self.replica = self._new_replica()
+            self._drop_replica()  # it integrated the refused update: rebuilt from the committed state
             if violations:
                 raise invalid_request(f"the update was refused, it breaks the document schema: {'; '.join(violations[:3])}")
             raise permission_denied(f"{self.path!r} is read-only for you: the update was refused")
@@ -208,11 +221,14 @@ def _has_structs_beyond(update: bytes, vector: bytes) -> bool:
 
 
 class SyncState:
-    """The room's documents that are in use, by path."""
+    """The room's documents in use, by path, and the `IDLE_DOCUMENTS` most recently released
+    ones (kept loaded so reopening is cheap; one whose file changed meanwhile, e.g. deleted to
+    replace the document, is reloaded)."""
 
     def __init__(self, room: Any) -> None:
         self.room = room
         self.documents: dict[str, SharedDocument] = {}
+        self._idle: dict[str, None] = {}  # insertion-ordered: oldest first
         self._locks: dict[str, trio.Lock] = {}
 
     async def storage_root(self) -> Path:
@@ -234,6 +250,12 @@ class SyncState:
         lock = self._locks.setdefault(path, trio.Lock())
         async with lock:
             document = self.documents.get(path)
+            if document is not None and path in self._idle:
+                del self._idle[path]
+                root = await self.storage_root()
+                if await trio.to_thread.run_sync(_file_signature, root, path) != document.file_signature:
+                    del self.documents[path]
+                    document = None
             if document is None:
                 document = await self._load(path)
             if document is not None and must_be_new:
@@ -257,7 +279,14 @@ class SyncState:
         with trio.CancelScope(shield=True), trio.move_on_after(FINAL_WRITE_TIMEOUT):
             await self.persist(document)
         if document.users == 0 and self.documents.get(document.path) is document:
-            del self.documents[document.path]
+            if document.dirty:  # the final write failed: do not keep a copy that disagrees with the file
+                del self.documents[document.path]
+                return
+            self._idle[document.path] = None
+            while len(self._idle) > IDLE_DOCUMENTS:
+                oldest = next(iter(self._idle))
+                del self._idle[oldest]
+                self.documents.pop(oldest, None)
 
     async def persist(self, document: SharedDocument) -> None:
         async with document.write_lock:
@@ -267,7 +296,7 @@ class SyncState:
             snapshot = document.snapshot()
             root = await self.storage_root()
             try:
-                await trio.to_thread.run_sync(_write_atomically, root, document.path, snapshot)
+                document.file_signature = await trio.to_thread.run_sync(_write_atomically, root, document.path, snapshot)
             except BaseException:
                 document.dirty = True
                 raise
@@ -285,7 +314,7 @@ class SyncState:
 
     async def _load(self, path: str) -> SharedDocument | None:
         root = await self.storage_root()
-        raw = await trio.to_thread.run_sync(_read_file, root, path)
+        raw, signature = await trio.to_thread.run_sync(_read_document_file, root, path)
         if raw is None:
             return None
         try:
@@ -296,7 +325,9 @@ class SyncState:
                 raise ValueError(f"unsupported document file version {body.get('version')!r}")
             schema = MeshSchema.from_json(body["schema"])
             state = decode_update(body["state"])
-            return SharedDocument(path, schema, state)
+            document = SharedDocument(path, schema, state)
+            document.file_signature = signature
+            return document
         except (ValueError, KeyError, TypeError, MeshSchemaException, msgspec.DecodeError) as error:
             raise invalid_request(f"{path!r} is a file in room storage but not a MeshAgent document ({error})") from None
 
@@ -340,7 +371,25 @@ def _read_file(root: Path, path: str) -> bytes | None:
         raise invalid_request(f"{path!r} is a folder, not a document") from None
 
 
-def _write_atomically(root: Path, path: str, data: bytes) -> None:
+FileSignature = tuple[int, int, int, int]
+
+
+def _file_signature(root: Path, path: str) -> FileSignature | None:
+    try:
+        info = os.stat(locate(root, path))
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def _read_document_file(root: Path, path: str) -> tuple[bytes | None, FileSignature | None]:
+    signature = _file_signature(root, path)
+    data = _read_file(root, path)
+    # a write between the two reads makes the signature stale, which only costs a reload later
+    return data, signature
+
+
+def _write_atomically(root: Path, path: str, data: bytes) -> FileSignature | None:
     upload = AtomicUpload(root, path, overwrite=True)
     upload.begin()
     try:
@@ -349,6 +398,7 @@ def _write_atomically(root: Path, path: str, data: bytes) -> None:
     except BaseException:
         upload.abort()
         raise
+    return _file_signature(root, path)
 
 
 # --- access ---------------------------------------------------------------------------------
