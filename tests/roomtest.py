@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
 from datetime import datetime
+from pathlib import Path
+from typing import AsyncIterator
+
+import trio
 
 from meshagent_core.tokens import ApiScope, ParticipantToken
-from meshagent_trio.server import Credentials, Server
+from meshagent_trio.server import Credentials, Server, ServerConfig
 
 
 def mint(
@@ -26,3 +31,15 @@ def mint(
 
 def room_url(server: Server, room: str = "test-room") -> str:
     return f"ws://127.0.0.1:{server.port}/rooms/{room}"
+
+
+@asynccontextmanager
+async def running_server(data_dir: Path, credentials: Credentials) -> AsyncIterator[Server]:
+    """A server that is stopped (all its tasks finished) when the block ends."""
+    server = Server(ServerConfig(data_dir=data_dir, credentials=credentials, port=0))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.serve)
+        try:
+            yield server
+        finally:
+            nursery.cancel_scope.cancel()

@@ -7,9 +7,8 @@ import signal
 import subprocess
 import sys
 import tempfile
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any, Callable
 
 import pytest
 import trio
@@ -19,9 +18,9 @@ from hypothesis import strategies as st
 from meshagent_core import EmptyContent, JsonContent, RoomException
 from meshagent_core.tokens import ApiScope, QueuesGrant
 from meshagent_trio.connection import RoomConnection
-from meshagent_trio.server import Credentials, Server, ServerConfig
+from meshagent_trio.server import Credentials, Server
 from meshagent_trio.server.toolkits.queues import Queues, queues_state
-from roomtest import mint, room_url
+from roomtest import mint, room_url, running_server
 
 ROOM = "test-room"
 
@@ -69,18 +68,6 @@ async def refused(code: int, awaitable: Any, match: str | None = None) -> RoomEx
         await awaitable
     assert info.value.code == code, info.value
     return info.value
-
-
-@asynccontextmanager
-async def running_server(data_dir: Path, credentials: Credentials) -> AsyncIterator[Server]:
-    """A server that is stopped (all its tasks finished) when the block ends."""
-    server = Server(ServerConfig(data_dir=data_dir, credentials=credentials, port=0))
-    async with trio.open_nursery() as nursery:
-        await nursery.start(server.serve)
-        try:
-            yield server
-        finally:
-            nursery.cancel_scope.cancel()
 
 
 # --- the tools -------------------------------------------------------------------------------
@@ -402,7 +389,7 @@ async def test_messages_and_closed_state_survive_a_restart(tmp_path, credentials
 _CHILD_SERVER = """
 import sys, trio
 from pathlib import Path
-from meshagent_trio.server import Credentials, Server, ServerConfig
+from meshagent_trio.server import Credentials, Server
 
 async def main():
     config = ServerConfig(data_dir=Path(sys.argv[1]), credentials=Credentials(*sys.argv[2:5]), port=0)

@@ -4,23 +4,23 @@ validation, grants, persistence across a restart."""
 from __future__ import annotations
 
 import json
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 import trio
 from pycrdt import Doc, Map, XmlElement, XmlFragment
 
-from meshagent_core import BinaryContent, ControlContent, EmptyContent, ErrorCode, JsonContent, RoomException
+from meshagent_core import BinaryContent, EmptyContent, ErrorCode, JsonContent, RoomException
 from meshagent_core.sync import MeshDocument, MeshSchema, decode_update, encode_update
 from meshagent_core.tokens import ApiScope
 from meshagent_core.tokens.grants import SyncGrant, SyncPathGrant
-from meshagent_core.toolkits.sync import StartHeaders, headers_to_builtins, normalize_path
+from meshagent_core.toolkits.sync import StartHeaders, headers_to_builtins
 from meshagent_trio.connection import RoomConnection
 from meshagent_trio.server import Credentials, Server, ServerConfig
 from meshagent_trio.server.toolkits import sync as sync_toolkit
 from roomtest import mint, room_url
+from synctest import OpenDocument, open_document
 
 ROOM = "test-room"
 VECTORS = json.loads((Path(__file__).parent.parent / "vectors" / "sync_vectors.json").read_text())
@@ -37,53 +37,6 @@ def sync_scope(*paths: SyncPathGrant) -> ApiScope:
     scope = ApiScope.agent_default()
     scope.sync = SyncGrant(paths=list(paths))
     return scope
-
-
-class OpenDocument:
-    """A raw `sync.open` stream with a local replica, as a test client."""
-
-    def __init__(self, stream: Any, document: MeshDocument, path: str) -> None:
-        self.stream = stream
-        self.document = document
-        self.path = path
-        self.outgoing: list[bytes] = []
-        document.observe_updates(self.outgoing.append)
-
-    def push(self) -> None:
-        for update in self.outgoing:
-            self.send_update(update)
-        self.outgoing.clear()
-
-    def send_update(self, update: bytes) -> None:
-        self.stream.send(BinaryContent(headers={"kind": "sync"}, data=encode_update(update)))
-
-    async def catch_up(self, other: "OpenDocument") -> None:
-        """Receive until this replica equals `other` (queued updates may arrive merged)."""
-        with trio.fail_after(10):
-            while self.document.to_json(include_ids=True) != other.document.to_json(include_ids=True):
-                await self.receive_update()
-
-    async def receive_update(self) -> None:
-        chunk = await self.stream.next_chunk()
-        assert isinstance(chunk, BinaryContent), chunk
-        assert chunk.headers == {"kind": "sync", "path": self.path}
-        assert self.document.apply_update(decode_update(chunk.data)) == []
-
-
-@asynccontextmanager
-async def open_document(room: RoomConnection, path: str, **start: Any) -> AsyncIterator[OpenDocument]:
-    async with room.stream_call("sync", "open") as stream:
-        stream.send(BinaryContent(headers=headers_to_builtins(StartHeaders(path=path, **start))))
-        assert await stream.response() == ControlContent(method="open")
-        first = await stream.next_chunk()
-        assert isinstance(first, BinaryContent), first
-        assert set(first.headers) == {"kind", "path", "schema"} and first.headers["kind"] == "state"
-        assert first.headers["path"] == normalize_path(path)
-        schema = MeshSchema.from_json(first.headers["schema"])
-        document = MeshDocument(schema=schema, update=decode_update(first.data) if first.data else None)
-        yield OpenDocument(stream, document, normalize_path(path))
-        stream.close_input()
-        assert await stream.next_chunk() is None  # the server answers the close with a close
 
 
 async def test_two_participants_edit_one_document(server, credentials) -> None:

@@ -49,7 +49,7 @@ import msgspec
 import trio
 from pycrdt import Doc, merge_updates
 
-from meshagent_core import BinaryContent, ControlContent, Content, ErrorCode, JsonContent, RoomException
+from meshagent_core import BinaryContent, Content, ErrorCode, JsonContent, RoomException
 from meshagent_core.sync import (
     DocumentError,
     InvalidUpdate,
