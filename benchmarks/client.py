@@ -21,7 +21,12 @@ Our column uses the `room.storage` / `room.messaging` sub-client methods where t
 the raw protocol through `room.invoke` / `room.stream_call` (ROOM_APIS §14.2-14.3, §11); the
 table's footer says which. Targets: concurrent throughput >= 2x official, p50 latency <= 0.7x.
 
-    python benchmarks/client.py [--sequential N] [--concurrent M] [--size-mb S] [--messages K] [--window W] [--clients ours,official]
+    python benchmarks/client.py [--sequential N] [--concurrent M] [--size-mb S] [--messages K] [--window W] [--clients ours,official] [--rounds R]
+
+On a shared or noisy machine use `--rounds R`: the whole comparison (a fresh server, our worker,
+then the official one) runs R times; each cell is the median over the rounds, and each ratio is
+the median of the R ratios, each taken within one round (both clients measured minutes apart at
+most, against the same server). The per-round ratios of the target rows are printed below.
 
 Our worker runs under our server's interpreter unless `MESHAGENT_CLIENT_PYTHON` names another
 one (with our dependencies), e.g. a Python 3.13 one, to compare both clients on one interpreter.
@@ -37,6 +42,7 @@ import asyncio
 import inspect
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -355,13 +361,30 @@ CLIENTS: dict[str, Client] = {
 # --- parent: run the workers, print the table --------------------------------------------------
 
 
-def _ratio_and_targets(rows: list[Row], ours: dict | None, official: dict | None) -> list[tuple[str, list[str]]]:
+def _ratio(key: str, ours: dict | None, official: dict | None) -> float | None:
+    if key != "exists_concurrent_errors" and ours and official and official.get(key) and key in ours:
+        return ours[key] / official[key]
+    return None
+
+
+def _median_column(results: list[dict | None]) -> dict | None:
+    """Each number's median over the rounds that produced one (None when no round did)."""
+    measured = [result for result in results if result is not None]
+    if not measured:
+        return None
+    merged: dict[str, Any] = dict(measured[-1])
+    for key, value in measured[-1].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            merged[key] = statistics.median(result[key] for result in measured if key in result)
+    return merged
+
+
+def _ratio_and_targets(rows: list[Row], ours: dict | None, official: dict | None, round_ratios: dict[str, list[float]] | None = None) -> list[tuple[str, list[str]]]:
     ratios, targets = [], []
     for row in rows:
-        ratio = None
-        if row.key != "exists_concurrent_errors" and ours and official and official.get(row.key):
-            if row.key in ours:
-                ratio = ours[row.key] / official[row.key]
+        ratio = _ratio(row.key, ours, official)
+        if round_ratios and round_ratios.get(row.key):
+            ratio = statistics.median(round_ratios[row.key])
         ratios.append("" if row.key == "exists_concurrent_errors" else f"{ratio:.2f}x" if ratio is not None else "n/a")
         if row.key in TARGETS:
             comparison, factor = TARGETS[row.key]
@@ -378,6 +401,7 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=10_000, help="messages sent from A to B")
     parser.add_argument("--window", type=int, default=100, help="messaging sends in flight at once")
     parser.add_argument("--clients", default=",".join(CLIENTS), help=f"columns, of: {', '.join(CLIENTS)}")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat the comparison; medians are shown")
     parser.add_argument("--worker", choices=sorted(CLIENTS), help=argparse.SUPPRESS)
     parser.add_argument("--api-url", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -386,13 +410,39 @@ def main() -> int:
         print(json.dumps(CLIENTS[args.worker].worker(args.api_url, args)), flush=True)
         return 0
 
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     started = time.perf_counter()
-    columns, failed = common.run_clients(SCRIPT, args, CLIENTS, _worker_argv(args))
-    print()
     rows = _rows(args)
+    rounds: list[list[common.Column]] = []
+    failed = False
+    for number in range(args.rounds):
+        if args.rounds > 1:
+            print(f"--- round {number + 1} of {args.rounds}")
+        columns, round_failed = common.run_clients(SCRIPT, args, CLIENTS, _worker_argv(args))
+        rounds.append(columns)
+        failed |= round_failed
+    print()
+    columns = [
+        (name, _median_column([round_columns[i][1] for round_columns in rounds]), why)
+        for i, (name, _, why) in enumerate(rounds[-1])
+    ]
+    round_ratios: dict[str, list[float]] = {}
+    for round_columns in rounds:
+        by_name = {name: result for name, result, _ in round_columns}
+        for row in rows:
+            ratio = _ratio(row.key, by_name.get(CLIENTS["ours"].name), by_name.get(CLIENTS["official"].name))
+            if ratio is not None:
+                round_ratios.setdefault(row.key, []).append(ratio)
     by_name = {name: result for name, result, _ in columns}
-    extra = _ratio_and_targets(rows, by_name.get(CLIENTS["ours"].name), by_name.get(CLIENTS["official"].name))
+    extra = _ratio_and_targets(rows, by_name.get(CLIENTS["ours"].name), by_name.get(CLIENTS["official"].name), round_ratios)
+    if args.rounds > 1:
+        print(f"medians over {args.rounds} rounds; ratios: the median of the per-round ratios")
     common.print_table(rows, columns, extra)
+    if args.rounds > 1:
+        for key in TARGETS:
+            if round_ratios.get(key):
+                print(f"{key} per round: " + ", ".join(f"{ratio:.2f}x" for ratio in round_ratios[key]))
     for name, result, _ in columns:
         if result is not None and "how" in result:
             print(f"{name}: {result['how']}")

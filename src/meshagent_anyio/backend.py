@@ -5,12 +5,15 @@ from __future__ import annotations
 import math
 import ssl
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 
 from meshagent_core.client.backend import ByteStream
+
+T = TypeVar("T")
 
 stream_errors = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream)
 Event = anyio.Event
@@ -30,6 +33,13 @@ def open_memory_channel(max_buffer_size: float) -> tuple[Any, Any]:
 def shielded(timeout: float) -> Iterator[anyio.CancelScope]:
     with anyio.CancelScope(shield=True, deadline=anyio.current_time() + timeout) as scope:
         yield scope
+
+
+async def run_sync_in_thread(function: Callable[..., T], *args: Any) -> T:
+    """`function(*args)` in a worker thread. A cancellation that arrives meanwhile does not
+    interrupt it: the caller waits for the function to return (nothing is left running behind
+    its back) and is cancelled at its next checkpoint."""
+    return await anyio.to_thread.run_sync(function, *args)
 
 
 class _Stream:

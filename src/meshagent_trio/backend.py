@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import ssl
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import trio
 
 from meshagent_core.client.backend import ByteStream
+
+T = TypeVar("T")
 
 stream_errors = (trio.BrokenResourceError, trio.ClosedResourceError)
 Event = trio.Event
@@ -29,6 +32,50 @@ def shielded(timeout: float) -> Iterator[trio.CancelScope]:
     with trio.CancelScope(shield=True) as scope:
         scope.deadline = trio.current_time() + timeout
         yield scope
+
+
+async def run_sync_in_thread(function: Callable[..., T], *args: Any) -> T:
+    """`function(*args)` in a worker thread. A cancellation that arrives meanwhile does not
+    interrupt it: the caller waits for the function to return (nothing is left running behind
+    its back) and is cancelled at its next checkpoint."""
+    return await trio.to_thread.run_sync(function, *args)
+
+
+class _SocketStream:
+    """A `trio.SocketStream` with `send_nowait`: a send the socket takes at once completes in
+    the calling task with no checkpoint (`trio.SocketStream.send_all` always yields after
+    sending). Everything else, and whatever the socket does not take at once, is Trio's own;
+    the Trio stream keeps owning the socket."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self._stream = stream
+
+    def send_nowait(self, data: bytes | memoryview) -> int:
+        """Send what the socket takes without waiting; returns how many bytes."""
+        fd = self._stream.socket.fileno()
+        if fd == -1:
+            raise trio.ClosedResourceError("the stream is closed")
+        try:
+            return os.write(fd, data)
+        except BlockingIOError:
+            return 0
+        except OSError as error:
+            raise trio.BrokenResourceError(f"socket send failed: {error}") from error
+
+    async def send_all(self, data: bytes) -> None:
+        with memoryview(data) as view:
+            sent = self.send_nowait(view) if view else 0
+            if sent < len(view):
+                await self._stream.send_all(view[sent:])
+
+    async def receive_some(self, max_bytes: int) -> bytes:
+        return await self._stream.receive_some(max_bytes)
+
+    async def send_eof(self) -> None:
+        await self._stream.send_eof()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
 
 
 class _TlsStream:
@@ -52,5 +99,5 @@ class _TlsStream:
 
 async def open_tcp_stream(host: str, port: int, ssl_context: ssl.SSLContext | None) -> ByteStream:
     if ssl_context is None:
-        return await trio.open_tcp_stream(host, port)
+        return _SocketStream(await trio.open_tcp_stream(host, port))
     return _TlsStream(await trio.open_ssl_over_tcp_stream(host, port, ssl_context=ssl_context))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tracemalloc
 from datetime import datetime
 from typing import AsyncIterator
 
@@ -15,7 +17,10 @@ from meshagent_core.client.storage import (
     FileDeleted,
     FileMoved,
     FileUpdated,
+    LocalFileChanged,
     StorageEntry,
+    _open_local_file,
+    _read_local_file,
     decode_strict,
     expect_json,
     guess_mime_type,
@@ -303,6 +308,92 @@ async def test_cancelled_download_leaves_the_connection_usable(client_module, cl
 
         assert (await room.storage.download(path="big.bin")).data == payload
         assert await room.storage.exists(path="big.bin") is True
+
+
+async def test_upload_file(client_module, client_variant, local_server, tmp_path) -> None:
+    room_name = _room("from-file", client_variant)
+    local = tmp_path / "report.md"
+    local.write_bytes(b"# quarterly\n" * 1000)
+    empty = tmp_path / "empty.bin"
+    empty.write_bytes(b"")
+    async with client_module.connect(local_server.room_url(room_name), mint(local_server.credentials, room_name)) as room:
+        async with room.storage.file_events() as events:
+            await room.storage.upload_file(path="docs/report.md", local_path=local)
+            with anyio.fail_after(10):
+                assert await events.__anext__() == FileUpdated(path="docs/report.md", participant_id=room.local_participant.id)
+        file = await room.storage.download(path="docs/report.md")
+        assert file == FileContent(name="report.md", mime_type="text/markdown", data=local.read_bytes())
+
+        # Same rules as `upload`: no overwrite without `overwrite`; str paths; name and MIME type.
+        with pytest.raises(RoomException) as exists:
+            await room.storage.upload_file(path="docs/report.md", local_path=str(empty))
+        assert exists.value.code == 3005
+        assert (await room.storage.download(path="docs/report.md")).data == local.read_bytes()
+        await room.storage.upload_file(path="docs/report.md", local_path=str(empty), overwrite=True, mime_type="application/x-empty")
+        assert await room.storage.download(path="docs/report.md") == FileContent(name="report.md", mime_type="application/x-empty", data=b"")
+
+
+async def test_upload_file_refuses_what_is_not_a_readable_file(client_module, client_variant, local_server, tmp_path) -> None:
+    room_name = _room("bad-file", client_variant)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    async with client_module.connect(local_server.room_url(room_name), mint(local_server.credentials, room_name)) as room:
+        with pytest.raises(FileNotFoundError) as missing:
+            await room.storage.upload_file(path="a.bin", local_path=tmp_path / "missing.bin")
+        assert str(tmp_path / "missing.bin") in str(missing.value)
+        with pytest.raises(IsADirectoryError) as folder:
+            await room.storage.upload_file(path="a.bin", local_path=tmp_path)
+        assert "folder" in str(folder.value) and str(tmp_path) in str(folder.value)
+        with pytest.raises(ValueError, match="not a regular file"):
+            await room.storage.upload_file(path="a.bin", local_path=fifo)  # never opened: it would block
+        # Nothing reached the room, and the connection is as good as before.
+        assert await room.storage.exists(path="a.bin") is False
+        assert await room.storage.list(path="") == []
+
+
+async def test_upload_file_streams_a_big_file_in_bounded_memory(client_module, client_variant, local_server, tmp_path) -> None:
+    room_name = _room("big-file", client_variant)
+    local = tmp_path / "big.bin"
+    digest = hashlib.sha256()
+    with open(local, "wb") as out:
+        for _ in range(24):  # 24 MiB, written a MiB at a time
+            block = os.urandom(1024 * 1024)
+            digest.update(block)
+            out.write(block)
+        del block
+    size = local.stat().st_size
+    async with client_module.connect(local_server.room_url(room_name), mint(local_server.credentials, room_name)) as room:
+        tracemalloc.start()
+        try:
+            await room.storage.upload_file(path="big/big.bin", local_path=local)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        # Read a block at a time as the server pulls: the file is never all in memory.
+        assert peak < 8 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB while uploading a {size / 2**20:.0f} MiB file"
+        assert (await room.storage.stat(path="big/big.bin")).size == size  # type: ignore[union-attr]
+        assert hashlib.sha256((await room.storage.download(path="big/big.bin")).data).digest() == digest.digest()
+
+
+async def test_a_local_file_that_changes_size_uploads_nothing(client_module, client_variant, local_server, tmp_path) -> None:
+    """The size declared is the size at open: a file that then grows or shrinks fails the upload
+    (`LocalFileChanged`) and the room gets no truncated or mixed file."""
+    room_name = _room("changed-file", client_variant)
+    local = tmp_path / "log.txt"
+    async with client_module.connect(local_server.room_url(room_name), mint(local_server.credentials, room_name)) as room:
+        backend = room.backend
+        for change, message in ((lambda: local.write_bytes(b"x" * 300_000 + b"more"), "grew"), (lambda: local.write_bytes(b"x" * 1000), "shrank")):
+            local.write_bytes(b"x" * 300_000)
+            handle, size = await backend.run_sync_in_thread(_open_local_file, str(local))
+            try:
+                change()  # after the open, before the reads
+                with pytest.raises(LocalFileChanged, match=message):
+                    await room.storage.upload_stream(
+                        path="log.txt", chunks=_read_local_file(backend, handle, size, str(local)), size=size
+                    )
+            finally:
+                handle.close()
+            assert await room.storage.exists(path="log.txt") is False
 
 
 def test_strict_validation() -> None:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from meshagent_core import EmptyContent, JsonContent, RoomException
 from meshagent_core.tokens import ApiScope, QueuesGrant
 from meshagent_trio.connection import RoomConnection
-from meshagent_trio.server import Credentials, Server
+from meshagent_trio.server import Credentials, Server, ServerConfig
 from meshagent_trio.server.toolkits.queues import Queues, queues_state
 from roomtest import mint, room_url, running_server
 
@@ -389,7 +389,7 @@ async def test_messages_and_closed_state_survive_a_restart(tmp_path, credentials
 _CHILD_SERVER = """
 import sys, trio
 from pathlib import Path
-from meshagent_trio.server import Credentials, Server
+from meshagent_trio.server import Credentials, Server, ServerConfig
 
 async def main():
     config = ServerConfig(data_dir=Path(sys.argv[1]), credentials=Credentials(*sys.argv[2:5]), port=0)

@@ -59,8 +59,8 @@ async def test_unknown_request_type_gets_an_error(server, credentials) -> None:
 
 async def test_unavailable_builtin_toolkit_says_so(server, credentials) -> None:
     async with RoomConnection.open(room_url(server), mint(credentials)) as room:
-        with pytest.raises(RoomException, match="the sync toolkit is not available on this server") as info:
-            await room.invoke("sync", "describe", {"path": "a"})
+        with pytest.raises(RoomException, match="the dataset toolkit is not available on this server") as info:
+            await room.invoke("dataset", "list_tables", {})
         assert info.value.code == 1007
 
 
@@ -146,3 +146,12 @@ async def test_invalid_room_name(server, credentials) -> None:
     with pytest.raises(HandshakeRejected) as info:
         await connect_websocket(room_url(server, "..%2F..") , headers={"Authorization": "Bearer " + mint(credentials, "..%2F..")})
     assert info.value.status == 404
+
+
+async def test_the_server_answers_a_clients_close_frame(server, credentials) -> None:
+    """A client that leaves sends a close frame and waits for the reply; the server must send
+    it (a missing reply costs every client its close timeout)."""
+    async with RoomConnection.open(room_url(server), mint(credentials)) as room:
+        assert (await room.invoke("storage", "exists", {"path": "x"})).json == {"exists": False}
+    received = room.websocket._protocol.close_rcvd
+    assert received is not None and received.code == 1000

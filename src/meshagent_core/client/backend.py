@@ -8,10 +8,16 @@ signals its end, and the byte stream API (`receive_some` returning `b""` at EOF)
 from __future__ import annotations
 
 import ssl
-from typing import Any, AsyncContextManager, Awaitable, Callable, ContextManager, Protocol
+from typing import Any, AsyncContextManager, Awaitable, Callable, ContextManager, Protocol, TypeVar
+
+T = TypeVar("T")
 
 
 class ByteStream(Protocol):
+    """A byte stream. It may also offer `send_nowait(data) -> int`: send what the socket takes
+    without waiting and return how many bytes that was (the WebSocket layer then writes from
+    the calling task when it can; see `WebSocketConnection.send_queued_nowait`)."""
+
     async def receive_some(self, max_bytes: int) -> bytes:
         """Up to `max_bytes`; `b""` at the end of the stream."""
 
@@ -51,7 +57,9 @@ class Backend(Protocol):
 
     def open_memory_channel(self, max_buffer_size: float) -> tuple[Any, Any]:
         """(send, receive): `send.send_nowait(item)`, `send.close()`; `receive` is async-iterable
-        and its iteration ends when the send side is closed."""
+        and its iteration ends when the send side is closed; `receive.receive_nowait()`,
+        `receive.statistics().current_buffer_used` and `receive.close()` (after which receiving
+        raises one of `stream_errors`)."""
 
     def open_task_group(self) -> AsyncContextManager[TaskGroup]: ...
 
@@ -63,6 +71,11 @@ class Backend(Protocol):
     def fail_after(self, seconds: float) -> ContextManager[Any]: ...
 
     async def sleep(self, seconds: float) -> None: ...
+
+    async def run_sync_in_thread(self, function: Callable[..., T], *args: Any) -> T:
+        """`function(*args)` in a worker thread, for blocking work (file I/O). A cancellation
+        does not interrupt it: the caller waits for the function to return and is cancelled
+        at its next checkpoint."""
 
     def current_time(self) -> float:
         """The event loop's clock (monotonic seconds)."""

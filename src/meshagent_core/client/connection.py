@@ -25,6 +25,10 @@ from .backend import Backend
 from .websocket import WebSocketClosed, WebSocketConnection, connect_websocket
 
 
+#: Messages left for the writer task after which a kick writes them itself (see `_kick`).
+EAGER_WRITE_BATCH = 32
+
+
 class _Outcome:
     __slots__ = ("done", "content", "error")
 
@@ -61,24 +65,25 @@ class ToolCallStream:
 
     async def chunks(self) -> AsyncIterator[Content | dict[str, Any]]:
         """The output chunks until the stream closes; an abnormal close raises."""
+        while (chunk := await self.next_chunk()) is not None:
+            yield chunk
+
+    async def next_chunk(self) -> Content | dict[str, Any] | None:
+        """The next output chunk, or None once the stream has closed normally; an abnormal
+        close raises."""
         async for event in self._chunks:
             if isinstance(event, ev.ResponseChunk):
-                yield event.chunk
-            elif isinstance(event, ev.ResponseStreamClosed):
+                return event.chunk
+            if isinstance(event, ev.ResponseStreamClosed):
                 if not event.normal:
                     raise RoomException(
                         event.message or "tool call stream closed abnormally",
                         code=ErrorCode.INVALID_REQUEST,
                         status_code=event.status_code,
                     )
-                return
-            elif isinstance(event, ev.ResponseStreamFailed):
+                return None
+            if isinstance(event, ev.ResponseStreamFailed):
                 raise event.error
-
-    async def next_chunk(self) -> Content | dict[str, Any] | None:
-        """The next output chunk, or None once the stream has closed normally."""
-        async for chunk in self.chunks():
-            return chunk
         return None
 
 
@@ -97,6 +102,7 @@ class RoomConnection:
         self._streams: dict[str, ToolCallStream] = {}
         self._events_send, self.events = self.backend.open_memory_channel(math.inf)
         self._wakeup = self.backend.Event()
+        self._deferred = 0  # kicks left to the writer since the last write
         self._ready = self.backend.Event()
         self.ready_event: ev.SessionReady | None = None
 
@@ -106,23 +112,27 @@ class RoomConnection:
         backend = cls.backend
         websocket = await connect_websocket(backend, url, headers={"Authorization": f"Bearer {token}"})
         connection = cls(websocket, ClientSession(**session_options))
-        async with backend.open_task_group() as nursery:
-            connection._task_group = nursery
-            nursery.start_soon(connection._reader)
-            nursery.start_soon(connection._writer)
-            try:
-                await connection._ready.wait()
-                if connection.ready_event is None:
-                    raise ConnectionLost(f"the room closed before the session was ready: {connection.close_reason}")
-                yield connection
-            finally:
-                nursery.cancel_scope.cancel()
-                connection._closed("room client was closed")
-                with backend.shielded(2):
-                    try:
-                        await websocket.close()
-                    except (WebSocketClosed, *backend.stream_errors):
-                        pass
+        try:
+            async with backend.open_task_group() as nursery:
+                connection._task_group = nursery
+                nursery.start_soon(connection._reader)
+                nursery.start_soon(connection._writer)
+                try:
+                    await connection._ready.wait()
+                    if connection.ready_event is None:
+                        raise ConnectionLost(f"the room closed before the session was ready: {connection.close_reason}")
+                    yield connection
+                finally:
+                    nursery.cancel_scope.cancel()
+                    connection._closed("room client was closed")
+        finally:
+            # The reader and writer have ended: the close handshake has the socket to itself.
+            connection.events.close()
+            with backend.shielded(2):
+                try:
+                    await websocket.close()
+                except (WebSocketClosed, *backend.stream_errors):
+                    pass
 
     @property
     def participant_id(self) -> str:
@@ -232,26 +242,57 @@ class RoomConnection:
 
     async def next_event(self, *types: type) -> ev.Event:
         """The next event of one of `types` from `events` (others are dropped)."""
-        async for event in self.events:
-            if not types or isinstance(event, types):
-                return event
+        try:
+            async for event in self.events:
+                if not types or isinstance(event, types):
+                    return event
+        except self.backend.stream_errors:  # `events` is closed once `open()` has returned
+            pass
         raise ConnectionLost(f"the connection closed: {self.close_reason}")
 
     # --- tasks ----------------------------------------------------------------------------
 
     def _kick(self) -> None:
+        """Something was queued on the session. With at most one request in flight, it is
+        sent from here when the socket takes it at once (no task switch; synchronous, so it
+        cannot be cancelled halfway through a frame). Otherwise the writer task sends it, with
+        everything else queued until it runs, in one write; but once `EAGER_WRITE_BATCH`
+        messages are waiting they go out from here, so the server starts on them while the
+        caller's other tasks are still making theirs."""
+        if self.websocket.can_send_nowait:
+            if len(self._outcomes) <= 1 and not self._wakeup.is_set():
+                if self._send_now():
+                    return
+            else:
+                self._deferred += 1
+                if self._deferred >= EAGER_WRITE_BATCH:
+                    self._send_now()
         self._wakeup.set()
+
+    def _send_now(self) -> bool:
+        """Send what the session has queued if the socket takes it at once; True when done."""
+        self._deferred = 0
+        websocket = self.websocket
+        try:
+            packets = self.session.packets_to_send()
+            if packets:
+                websocket.queue_packets(packets)
+            return websocket.send_queued_nowait()
+        except WebSocketClosed:
+            return True  # the reader sees the end and closes the connection
 
     async def _writer(self) -> None:
         while True:
             await self._wakeup.wait()
             self._wakeup = self.backend.Event()
-            packets = self.session.packets_to_send()
-            if packets:
-                try:
-                    await self.websocket.send_packets(packets)
-                except WebSocketClosed:
-                    return
+            self._deferred = 0
+            try:
+                packets = self.session.packets_to_send()
+                if packets:
+                    self.websocket.queue_packets(packets)
+                await self.websocket.flush()
+            except WebSocketClosed:
+                return
 
     async def _reader(self) -> None:
         reason = "connection closed"

@@ -10,9 +10,12 @@ Same method names and keyword arguments as the official client; the wire shapes 
   chunks (the `start` chunk, then `data` chunks), or use `iter_bytes()` for the file bytes only;
   it is also an async context manager that closes the stream on exit, and after `async with`
   its `name`, `mime_type` and `size` are known.
-* There is no "upload a local file" helper: this code runs on any event loop and never does
-  blocking I/O. Pass `upload_stream(chunks=...)` an async iterable that reads the file off the
-  loop (`trio.open_file`, `anyio.open_file`, ...).
+* `upload_file(path=..., local_path=...)` uploads a local file (the official 0.56 client has no
+  such method; the name follows its `upload`/`upload_stream`). The file is read in a worker
+  thread (the backend's `run_sync_in_thread`: this code never blocks the event loop), a bounded
+  block at a time and only as fast as the server pulls, so any size uploads in bounded memory.
+* `download_stream()` keeps a few pulls in flight (`DOWNLOAD_PULLS_AHEAD`), never one past the
+  end of the file, so the server sends the next chunks while the caller takes this one.
 
 Answers are validated as strictly as the official client validates them: an answer of the
 wrong content type or shape raises `RoomException` with code 1100 (UNEXPECTED_RESPONSE_TYPE).
@@ -20,9 +23,12 @@ wrong content type or shape raises `RoomException` with code 1100 (UNEXPECTED_RE
 
 from __future__ import annotations
 
+import errno
 import mimetypes
+import os
 import posixpath
-from typing import Any, AsyncGenerator, AsyncIterable, AsyncIterator, Generic, TypeVar
+import stat as stat_module
+from typing import Any, AsyncGenerator, AsyncIterable, AsyncIterator, BinaryIO, Generic, TypeVar
 
 import msgspec
 
@@ -97,6 +103,11 @@ _MIME_TYPES = {
 }
 
 _PULL = BinaryContent(headers=msgspec.to_builtins(DownloadPull()))
+#: Download pulls kept in flight: the server reads and sends the next chunks while the caller
+#: takes this one, instead of one round trip per chunk (at most this many chunks are buffered).
+DOWNLOAD_PULLS_AHEAD = 4
+#: Bytes `upload_file` reads per worker-thread call (re-cut to the sizes the server pulls).
+FILE_READ_SIZE = 1024 * 1024
 _DATA_HEADERS = msgspec.to_builtins(UploadData())
 
 
@@ -214,9 +225,10 @@ class DownloadStream(CallIterator[BinaryContent]):
 
     Iterating yields the official client's `BinaryContent` chunks: first the `start` chunk
     (`headers` `{"kind": "start", "name", "mime_type", "size"}`), then `data` chunks whose
-    `data` are the file bytes. Each next chunk is requested from the server only when the
-    previous one has been taken. `name`, `mime_type` and `size` are set once the call has
-    started (after `async with`, or after the first chunk).
+    `data` are the file bytes. Chunks are requested from the server at most
+    `DOWNLOAD_PULLS_AHEAD` ahead of the one being taken (and never past the end of the file),
+    so at most that many wait in memory. `name`, `mime_type` and `size` are set once the call
+    has started (after `async with`, or after the first chunk).
     """
 
     def __init__(self, storage: "StorageClient", path: str, chunk_size: int) -> None:
@@ -392,8 +404,7 @@ class StorageClient(SubClient):
         call fails or is cancelled, or `chunks` raises, the upload is abandoned and nothing is
         written.
 
-        To upload a local file, pass an async iterable that reads it without blocking the
-        event loop (e.g. with `trio.open_file` or `anyio.open_file`).
+        To upload a local file, use `upload_file`.
         """
         resolved_name = name or posixpath.basename(path)
         start = UploadStart(
@@ -433,6 +444,45 @@ class StorageClient(SubClient):
                 call.close_input(ControlCloseStatus.INVALID_DATA.value, f"upload abandoned by the client: {type(error).__name__}")
                 raise
 
+    async def upload_file(
+        self,
+        *,
+        path: str,
+        local_path: str | os.PathLike[str],
+        overwrite: bool = False,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        name: str | None = None,
+        mime_type: str | None = None,
+    ) -> None:
+        """Write the local file `local_path` to the file at `path` in the room's storage (missing
+        folders are created; without `overwrite`, an existing file is an error, 3005). `name`
+        defaults to the last segment of `path`, `mime_type` to a guess from the name.
+
+        The file is read in a worker thread, `FILE_READ_SIZE` bytes at a time and only as far as
+        the server has pulled, so a file of any size uploads in bounded memory. Its size when
+        opened is declared to the server: a file that grows or shrinks meanwhile fails the
+        upload with `LocalFileChanged`, and nothing is written. Before anything is sent, a
+        missing file raises `FileNotFoundError`, a folder `IsADirectoryError`, and anything
+        else that is not a regular file (a FIFO, a device) `ValueError`.
+        """
+        backend = self.room.backend
+        shown = os.fspath(local_path)
+        handle, size = await backend.run_sync_in_thread(_open_local_file, shown)
+        chunks = _read_local_file(backend, handle, size, shown)
+        try:
+            await self.upload_stream(
+                path=path,
+                chunks=chunks,
+                overwrite=overwrite,
+                chunk_size=chunk_size,
+                size=size,
+                name=name,
+                mime_type=mime_type,
+            )
+        finally:
+            await chunks.aclose()
+            handle.close()  # a read-only local file: closing does not block
+
     # --- download -------------------------------------------------------------------------
 
     def download_stream(self, *, path: str, chunk_size: int = DEFAULT_CHUNK_SIZE) -> DownloadStream:
@@ -454,19 +504,31 @@ class StorageClient(SubClient):
                 yield _READY
                 yield first
                 received = 0
-                if started.size > 0:
-                    call.send(_PULL)
+                in_flight = 0  # pulls sent whose data chunk has not arrived
+                # Without a chunk size of ours the server picks one: one pull at a time then.
+                ahead = DOWNLOAD_PULLS_AHEAD if chunk_size > 0 else 1
+
+                def pull_ahead() -> None:
+                    # Each pull brings at most `chunk_size` bytes: while the bytes still due
+                    # exceed what the pulls in flight can bring, another pull is surely needed
+                    # (so the server is never asked for a chunk past the end).
+                    nonlocal in_flight
+                    while in_flight < ahead and started.size - received > in_flight * chunk_size:
+                        call.send(_PULL)
+                        in_flight += 1
+
+                pull_ahead()
                 async for chunk in chunks:
                     if isinstance(chunk, ControlContent):
                         raise unexpected_response(TOOLKIT, "download")
                     binary = binary_chunk(chunk, toolkit=TOOLKIT, operation="download")
                     decode_strict(binary.headers, DownloadData, toolkit=TOOLKIT, operation="download")
                     received += len(binary.data)
-                    if received > started.size:
+                    in_flight -= 1
+                    if received > started.size or in_flight < 0:
                         raise unexpected_response(TOOLKIT, "download")
+                    pull_ahead()
                     yield binary
-                    if received < started.size:
-                        call.send(_PULL)
                 if received != started.size:
                     raise unexpected_response(TOOLKIT, "download")
             finally:
@@ -496,6 +558,43 @@ class StorageClient(SubClient):
         )
 
 
+class LocalFileChanged(OSError):
+    """`upload_file`: the local file changed size while it was read; the upload was abandoned
+    and nothing was written."""
+
+
+def _open_local_file(local_path: str) -> tuple[BinaryIO, int]:
+    """(open file, size) for `upload_file` (blocking: run in a worker thread)."""
+    info = os.stat(local_path)
+    if stat_module.S_ISDIR(info.st_mode):
+        raise IsADirectoryError(errno.EISDIR, "cannot upload a folder, only a file", local_path)
+    if not stat_module.S_ISREG(info.st_mode):
+        raise ValueError(f"{local_path!r} is not a regular file (only regular files can be uploaded)")
+    handle = open(local_path, "rb", buffering=0)
+    try:
+        info = os.fstat(handle.fileno())
+        if not stat_module.S_ISREG(info.st_mode):  # replaced between the stat and the open
+            raise ValueError(f"{local_path!r} is not a regular file (only regular files can be uploaded)")
+        return handle, info.st_size
+    except BaseException:
+        handle.close()
+        raise
+
+
+async def _read_local_file(backend: Any, handle: BinaryIO, size: int, shown: str) -> AsyncGenerator[bytes, None]:
+    """The `size` bytes of `handle`, read in a worker thread `FILE_READ_SIZE` at a time; raises
+    `LocalFileChanged` when the file ends early or goes on past `size`."""
+    remaining = size
+    while remaining > 0:
+        data = await backend.run_sync_in_thread(handle.read, min(FILE_READ_SIZE, remaining))
+        if not data:
+            raise LocalFileChanged(f"{shown!r} shrank while it was being uploaded ({size - remaining} of {size} bytes read)")
+        remaining -= len(data)
+        yield data
+    if await backend.run_sync_in_thread(handle.read, 1):
+        raise LocalFileChanged(f"{shown!r} grew while it was being uploaded (past its {size} bytes)")
+
+
 async def _next_or_none(chunks: AsyncIterator[Any]) -> Any:
     try:
         return await chunks.__anext__()
@@ -521,6 +620,7 @@ __all__ = [
     "FileEvents",
     "FileMoved",
     "FileUpdated",
+    "LocalFileChanged",
     "StorageClient",
     "StorageEntry",
     "guess_mime_type",

@@ -4,6 +4,13 @@ One room packet is one WebSocket binary message. `send_packets` frames a whole b
 writes it with a single `send_all` (DESIGN.md, "Measured decisions"); `receive_packets` reads a
 large chunk, feeds it all to the protocol and returns every packet it completed. The same code
 runs on Trio and on AnyIO: it awaits only the `Backend` and the stream it is given.
+
+Outgoing bytes go through one ordered queue. `queue_packets` frames packets into it without any
+I/O, and `send_queued_nowait` hands the socket what it takes at once, when the stream offers a
+non-blocking `send_nowait` (the Trio backend's TCP stream does) and no task is in the middle of
+a write: a caller can then send its request with no task switch and no checkpoint, and being
+synchronous, it cannot be cancelled halfway through a frame. Whatever is left waits for a
+`flush()`, which a single task at a time runs.
 """
 
 from __future__ import annotations
@@ -53,7 +60,12 @@ class WebSocketConnection:
         self._backend = backend
         self._stream = stream
         self._protocol = protocol
-        self._send_lock = backend.Lock()
+        self._outgoing: list[bytes] = []  # framed bytes not yet handed to the stream, in order
+        self._eof_pending = False  # the protocol asked for a half-close after `_outgoing`
+        self._writing = False  # a task is inside `send_all`: others only append to `_outgoing`
+        self._send_failed: WebSocketClosed | None = None
+        self._write_done = backend.Event()
+        self._send_nowait = getattr(stream, "send_nowait", None)
         self._fragments: list[bytes] = []
         self._fragmented = False
         self._closed: WebSocketClosed | None = None
@@ -63,14 +75,53 @@ class WebSocketConnection:
     def closed(self) -> bool:
         return self._closed is not None or self._protocol.state is CLOSED
 
+    @property
+    def can_send_nowait(self) -> bool:
+        """Whether `send_queued_nowait` can send anything (the stream has a non-blocking send)."""
+        return self._send_nowait is not None
+
     async def send_packets(self, packets: Sequence[bytes]) -> None:
         """Send each packet as one binary message, all in one write."""
+        self.queue_packets(packets)
+        await self.flush()
+
+    def queue_packets(self, packets: Sequence[bytes]) -> None:
+        """Frame each packet as one binary message, after everything queued before (no I/O:
+        `send_queued_nowait` or `flush` sends them)."""
         if self._protocol.state is not OPEN:
             raise self._closed_error()
         send = self._protocol.send_binary
         for packet in packets:
             send(packet)
-        await self._flush()
+        self._take_output()
+
+    def send_queued_nowait(self) -> bool:
+        """Hand the stream as much of the queue as it takes without waiting; True when nothing
+        is left to send. Sends nothing while another task is writing (that task sends the rest)
+        or when the stream has no non-blocking send."""
+        if not self._outgoing:
+            return not self._eof_pending
+        if self._writing or self._send_nowait is None or self._send_failed is not None:
+            return False
+        data = self._outgoing[0] if len(self._outgoing) == 1 else b"".join(self._outgoing)
+        try:
+            sent = self._send_nowait(data)
+        except self._backend.stream_errors:
+            self._lost()
+            return False
+        if sent == len(data):
+            self._outgoing.clear()
+            return not self._eof_pending
+        self._outgoing[:] = [data[sent:]]
+        return False
+
+    def _take_output(self) -> None:
+        chunks = self._protocol.data_to_send()
+        if chunks:
+            if chunks[-1] == b"":  # SEND_EOF: half-close once the bytes before it are out
+                self._eof_pending = True
+                chunks = [chunk for chunk in chunks if chunk]
+            self._outgoing.extend(chunks)
 
     async def receive_packets(self) -> list[bytes]:
         """The packets of the next read (at least one). Raises `WebSocketClosed` at the end."""
@@ -96,7 +147,9 @@ class WebSocketConnection:
                 if packets:
                     return packets
                 raise self._closed
-            await self._flush()  # pongs
+            self._take_output()  # pongs
+            if self._outgoing or self._eof_pending:
+                await self.flush()
             if packets:
                 return packets
 
@@ -119,33 +172,58 @@ class WebSocketConnection:
                 self._protocol.fail(1003, "text frames are not part of the room protocol")
         return packets
 
-    async def _flush(self) -> None:
-        async with self._send_lock:
-            chunks = self._protocol.data_to_send()
-            if not chunks:
+    async def flush(self) -> None:
+        """Send everything queued, waiting while the socket is full. Only one task writes at a
+        time; a task that finds another one writing waits until that one has sent its bytes.
+        Raises `WebSocketClosed` when the connection is lost."""
+        self._take_output()
+        while self._outgoing or self._eof_pending:
+            if self._send_failed is not None:
+                raise self._send_failed
+            if self._writing:
+                await self._write_done.wait()
+                continue
+            if self.send_queued_nowait():
                 return
-            eof = chunks[-1] == b""
+            self._writing = True
             try:
-                await self._stream.send_all(b"".join(chunks))
-                if eof:
+                while self._outgoing:
+                    data = b"".join(self._outgoing)
+                    self._outgoing.clear()
+                    await self._stream.send_all(data)
+                if self._eof_pending:
+                    self._eof_pending = False
                     await self._stream.send_eof()
             except self._backend.stream_errors:
-                self._closed = WebSocketClosed(1006, "connection lost")
-                raise self._closed from None
+                raise self._lost() from None
+            finally:
+                self._writing = False
+                done, self._write_done = self._write_done, self._backend.Event()
+                done.set()
+        if self._send_failed is not None:  # the task that was writing our bytes failed
+            raise self._send_failed
+
+    def _lost(self) -> WebSocketClosed:
+        """The stream failed while sending: what is queued is dropped, every later send fails."""
+        self._send_failed = WebSocketClosed(1006, "connection lost")
+        self._closed = self._closed or self._send_failed
+        self._outgoing.clear()
+        self._eof_pending = False
+        return self._send_failed
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close handshake: send a close frame, wait (bounded) for the peer's, drop the socket."""
         if self._protocol.state is OPEN:
             self._protocol.send_close(code, reason)
             try:
-                await self._flush()
+                await self.flush()
                 with self._backend.move_on_after(CLOSE_TIMEOUT):
                     while self._protocol.close_rcvd is None and self._protocol.state is not CLOSED:
                         await self.receive_packets()
             except WebSocketClosed:
                 pass
         try:
-            await self._flush()  # e.g. the reply to the peer's close frame
+            await self.flush()  # e.g. the reply to the peer's close frame
         except WebSocketClosed:
             pass
         self._closed = self._closed or WebSocketClosed(code, reason)
@@ -184,7 +262,7 @@ async def accept_websocket(backend: Backend, stream: ByteStream, request_bytes: 
     response = protocol.accept(request)
     protocol.send_response(response)
     connection = WebSocketConnection(backend, stream, protocol)
-    await connection._flush()
+    await connection.flush()
     if response.status_code != 101:
         await stream.aclose()
         raise HandshakeRejected(response.status_code, (response.body or b"").decode("utf-8", "replace"))
@@ -214,7 +292,7 @@ async def connect_websocket(
     protocol.send_request(request)
     connection = WebSocketConnection(backend, stream, protocol)
     try:
-        await connection._flush()
+        await connection.flush()
         while protocol.state is not OPEN:
             data = await stream.receive_some(READ_SIZE)
             if data:

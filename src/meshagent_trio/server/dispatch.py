@@ -68,6 +68,10 @@ def _on_invoke(participant: Participant, event: ev.ToolInvoked) -> None:
         tool_call_id=event.tool_call_id,
         on_behalf_of_id=event.on_behalf_of_id,
     )
+    answer_now = getattr(handler, "answer_now", None)
+    if answer_now is not None and not call.has_input_stream and participant.queued_calls == 0:
+        if _answer_inline(answer_now, call):
+            return
     if call.has_input_stream:
         if event.tool_call_id in participant.calls:
             participant.respond(
@@ -82,6 +86,26 @@ def _on_invoke(participant: Participant, event: ev.ToolInvoked) -> None:
     except RoomException as error:
         participant.calls.pop(event.tool_call_id, None)
         participant.respond(event.request_id, error_content(error))
+
+
+def _answer_inline(answer_now: Callable[[ToolCall], Any], call: ToolCall) -> bool:
+    """Answer a call with its handler's synchronous `answer_now(call)` (small read-only tools:
+    no task, no worker thread); False when that cannot answer it now (`NotImplemented`) and the
+    handler must run as usual. Only used when no earlier call is still waiting to start, so an
+    inline answer never jumps the queue."""
+    try:
+        result = answer_now(call)
+    except RoomException as error:
+        call._fail(error)
+        return True
+    except Exception as error:  # a bug in a handler must not take the room down
+        log.exception("tool %s.%s failed", call.toolkit, call.tool)
+        call._fail(RoomException(f"{call.toolkit}.{call.tool} failed: {error}", code=ErrorCode.OPERATION_FAILED))
+        return True
+    if result is NotImplemented:
+        return False
+    call._finish(result)
+    return True
 
 
 async def _run_call(participant: Participant, handler: Any, call: ToolCall) -> None:

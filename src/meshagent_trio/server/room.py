@@ -353,12 +353,13 @@ async def _writer(participant: Participant, ws: WebSocketConnection) -> None:
 
 
 async def _close(ws: WebSocketConnection, code: int, reason: str) -> None:
-    if not ws.closed:
-        with trio.move_on_after(2):
-            try:
-                await ws.close(code, reason)
-            except (WebSocketClosed, trio.BrokenResourceError, trio.ClosedResourceError):
-                pass
+    # Also when the peer closed first: close() then sends the reply to its close frame, which
+    # the peer waits for.
+    with trio.move_on_after(2):
+        try:
+            await ws.close(code, reason)
+        except (WebSocketClosed, trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
 
 
 def error_content(error: RoomException) -> ErrorContent:
