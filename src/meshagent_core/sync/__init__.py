@@ -8,8 +8,11 @@ from .document import (
     MeshDocument,
     SchemaViolation,
     TextNode,
+    decode_state_vector,
     decode_update,
     encode_update,
+    new_client_id,
+    update_clients,
 )
 from .schema import (
     ChildProperty,
@@ -36,6 +39,9 @@ __all__ = [
     "SchemaViolation",
     "TextNode",
     "ValueProperty",
+    "decode_state_vector",
     "decode_update",
     "encode_update",
+    "new_client_id",
+    "update_clients",
 ]

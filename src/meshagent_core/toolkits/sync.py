@@ -76,15 +76,12 @@ RequestKind = Literal["start", "sync"]
 
 
 def normalize_path(path: str) -> str:
-    """The path as the official client sends and compares it (SYNC §4.2): leading `./`
-    and `/` stripped repeatedly; `.` is the empty path."""
-    while True:
-        if path.startswith("./"):
-            path = path[2:]
-        elif path.startswith("/"):
-            path = path[1:]
-        else:
-            break
+    """The path as the official client sends and compares it (SYNC §4.2): every leading
+    `./` stripped, then every leading `/` (in that order only: `/./a` is `./a`); `.` is
+    the empty path."""
+    while path.startswith("./"):
+        path = path[2:]
+    path = path.lstrip("/")
     return "" if path == "." else path
 
 
