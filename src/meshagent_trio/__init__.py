@@ -1,7 +1,7 @@
 """meshagent_trio: the MeshAgent SDK on Trio, and the local MeshAgent server.
 
 `async with meshagent_trio.connect(url, token) as room:` joins a room; `room.storage`,
-`room.messaging`, `room.queues`, `room.developer` and `room.agents` are its APIs. The local server
+`room.messaging`, `room.queues`, `room.developer`, `room.agents` and `room.sync` are its APIs. The local server
 is `meshagent_trio.server` (`meshagent-trio serve`).
 """
 

@@ -88,7 +88,7 @@ async def run_demo(data_dir: Path, out: Callable[[str], None] = print) -> dict[s
     from meshagent_core import RoomException
     from meshagent_core.tokens import ApiScope, ParticipantToken
 
-    from . import Toolkit, connect, tool
+    from . import ChildProperty, ElementType, MeshSchema, Toolkit, ValueProperty, connect, tool
     from .server.app import Server, ServerConfig, load_credentials
 
     credentials, _ = load_credentials(data_dir)
@@ -101,6 +101,17 @@ async def run_demo(data_dir: Path, out: Callable[[str], None] = print) -> dict[s
         participant.add_room_grant("demo")
         participant.add_api_grant(ApiScope.agent_default())
         return participant.to_jwt(token=credentials.secret)
+
+    TODO_SCHEMA = MeshSchema(
+        root_tag_name="todo",
+        elements=[
+            ElementType(tag_name="todo", properties=[ChildProperty(name="items", child_tag_names=["item"])]),
+            ElementType(
+                tag_name="item",
+                properties=[ValueProperty(name="title", type="string"), ValueProperty(name="done", type="boolean")],
+            ),
+        ],
+    )
 
     @tool
     async def shout(text: str) -> str:
@@ -146,10 +157,26 @@ async def run_demo(data_dir: Path, out: Callable[[str], None] = print) -> dict[s
             out(f"echo-agent received a chat message from alice: {message.message}")
             results["chat"] = message.message
 
+            plan = "notes/plan.todo"
+            document = await alice.sync.open(path=plan, schema=TODO_SCHEMA, initial_json={"todo": {"items": []}})
+            mirror = await agent.sync.open(path=plan)
+            async with agent.sync.changes(path=plan) as changes:
+                document.root.append_child("item", {"title": "write the demo", "done": True})
+                document.root.append_child("item", {"title": "ship it", "done": False})
+                async for change in changes:
+                    if len(mirror.root.get_children()) == 2:
+                        break
+            out(f"echo-agent sees alice's document {plan}: {mirror.to_json()}")
+            mirror.root.get_children()[1]["done"] = True
+            await agent.sync.close(path=plan)  # sends its edit before it returns
+            await alice.sync.close(path=plan)
+            results["document"] = await alice.sync.describe(path=plan)
+            out(f"after echo-agent ticked the last item, the room's copy is: {results['document']}")
+
             try:
-                await alice.invoke("sync", "describe", {"path": "notes.doc"})
+                await alice.invoke("dataset", "list_tables", {})
             except RoomException as error:
-                out(f"alice asked for sync -> error {error.code}: {error.message}")
+                out(f"alice asked for datasets -> error {error.code}: {error.message}")
                 results["unavailable"] = error.code
         nursery.cancel_scope.cancel()
     out("done")

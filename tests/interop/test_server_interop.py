@@ -16,6 +16,8 @@ import subprocess
 
 import pytest
 
+from synctest import without_empty_runs
+
 pytestmark = pytest.mark.interop
 
 
@@ -199,18 +201,6 @@ def test_hosted_toolkit(official_tools, official_scenarios):
     assert seen["room_alive_after_host_left"] is True
 
 
-def _without_empty_runs(node):
-    """The official client renders an empty rich text as one empty run, we as no run (the real
-    Yjs delta); everything else must be identical."""
-    if isinstance(node, dict):
-        if set(node) == {"delta"}:
-            return {"delta": [run for run in node["delta"] if run.get("insert") != ""]}
-        return {key: _without_empty_runs(value) for key, value in node.items()}
-    if isinstance(node, list):
-        return [_without_empty_runs(item) for item in node]
-    return node
-
-
 def test_sync(official_scenarios):
     seen = official_scenarios.result("sync").observed
     # bob (no schema given) gets the document alice created, without the root attribute
@@ -224,7 +214,7 @@ def test_sync(official_scenarios):
     sources = sorted(c["cell"]["source"] for c in cells[1:] if "cell" in c)
     assert sources == sorted([f"alice {n}" for n in range(15)] + [f"bob {n}" for n in range(15)])
     # our describe and a later client see the same document
-    assert _without_empty_runs(seen["described"]) == _without_empty_runs(seen["alice_final"])
+    assert without_empty_runs(seen["described"]) == without_empty_runs(seen["alice_final"])
     assert seen["carol_json"] == seen["alice_final"]
     assert seen["open_missing"]["code"] == 1003
     assert seen["create_existing"]["code"] == 1004

@@ -346,3 +346,25 @@ async def test_idle_documents_are_bounded(server, credentials, monkeypatch) -> N
             await alice.invoke("sync", "create", {"path": f"b{n}.notebook", "json": INITIAL, "schema": SCHEMA_JSON})
         loaded = server.room(ROOM).toolkit_state("sync", sync_toolkit.SyncState).documents
         assert sorted(loaded) == ["b3.notebook", "b4.notebook"]
+
+
+async def test_an_update_that_skips_its_clients_earlier_items_is_refused(server, credentials) -> None:
+    """A client sends its own items in order, so an update whose client's earlier items the
+    server never got cannot be completed later: it is refused, and nothing of it is kept."""
+    doc = Doc(client_id=11)
+    fragment = doc.get("xml", type=XmlFragment)
+    fragment.children.append(XmlElement("cell", {"$id": "first", "kind": "code"}))
+    vector = doc.get_state()
+    fragment.children.append(XmlElement("cell", {"$id": "second", "kind": "code"}))
+    second_only = doc.get_update(vector)
+    async with connect(server, credentials) as alice:
+        await alice.invoke("sync", "create", {"path": "o.notebook", "json": INITIAL, "schema": SCHEMA_JSON})
+        async with alice.stream_call("sync", "open") as stream:
+            stream.send(BinaryContent(headers=headers_to_builtins(StartHeaders(path="o.notebook"))))
+            await stream.response()
+            await stream.next_chunk()
+            stream.send(BinaryContent(headers={"kind": "sync"}, data=encode_update(second_only)))
+            error = await stream.next_chunk()
+            assert getattr(error, "code", None) == ErrorCode.INVALID_REQUEST and "does not have" in error.text, error
+        described = await alice.invoke("sync", "describe", {"path": "o.notebook"})
+        assert len(described.json["notebook"]["cells"]) == 1

@@ -21,6 +21,7 @@ async def test_demo_session_against_the_local_server(tmp_path: Path) -> None:
     assert results["log"] == {"message": "echo-agent is here"}
     assert results["file"] == b"written by alice"
     assert results["unavailable"] == 1007
+    assert results["document"] == {"todo": {"items": [{"item": {"title": "write the demo", "done": True}}, {"item": {"title": "ship it", "done": True}}]}}
     assert results["job"] == {"job": "tidy"}
     assert results["chat"] == {"text": "thanks!"}
     assert (tmp_path / "credentials.json").exists()

@@ -11,6 +11,7 @@ from ..content import (
     TextContent,
 )
 from ..errors import ConnectionLost, ErrorCode, RoomException
+from ..sync import ChildProperty, DocumentChange, Element, ElementType, MeshDocument, MeshSchema, TextNode, ValueProperty
 from .hosting import Toolkit, ToolContext, tool
 from .messaging import (
     IncomingMessagingStreamRequest,
@@ -32,11 +33,18 @@ from .room import (
     resolve_protocol,
     websocket_room_url,
 )
+from .storage import LocalFileChanged
+from .sync import DocumentChanges
 
 __all__ = [
     "BinaryContent",
+    "ChildProperty",
     "ConnectionLost",
     "Disconnected",
+    "DocumentChange",
+    "DocumentChanges",
+    "Element",
+    "ElementType",
     "EmptyContent",
     "ErrorCode",
     "ErrorContent",
@@ -44,7 +52,10 @@ __all__ = [
     "IncomingMessagingStreamRequest",
     "JsonContent",
     "LinkContent",
+    "LocalFileChanged",
     "LocalParticipant",
+    "MeshDocument",
+    "MeshSchema",
     "MessagingStream",
     "MessagingStreamClientDisconnected",
     "MessagingStreamClosed",
@@ -56,8 +67,10 @@ __all__ = [
     "RoomException",
     "RoomMessage",
     "TextContent",
+    "TextNode",
     "ToolContext",
     "Toolkit",
+    "ValueProperty",
     "WebSocketClientProtocol",
     "meshagent_base_url",
     "resolve_protocol",

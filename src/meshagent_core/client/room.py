@@ -1,5 +1,5 @@
 """`RoomClient`: a participant in a room, with its sub-clients (`room.storage`, `room.messaging`,
-`room.queues`, `room.developer`, `room.agents`).
+`room.queues`, `room.developer`, `room.agents`, `room.sync`).
 
 Written once for every event loop: it awaits only its connection class's backend. An adapter
 binds it (`meshagent_trio.RoomClient`, `meshagent_anyio.RoomClient`). Use it as an async context
@@ -31,12 +31,15 @@ if TYPE_CHECKING:
     from .messaging import MessagingClient
     from .queues import QueuesClient
     from .storage import StorageClient
+    from .sync import SyncClient
 
 DEFAULT_API_URL = "https://api.meshagent.com"
 RETRY_BASE_DELAY = 0.5
 RETRY_MAX_DELAY = 30.0
 #: Upgrade answers that mean "never": wrong token or room (403), no such room (404), disabled (423).
 PERMANENT_HTTP_STATUSES = frozenset({403, 404, 423})
+#: Seconds a normal exit from the room block waits for sub-clients to send what they hold.
+LEAVE_TIMEOUT = 10.0
 
 log = logging.getLogger("meshagent_core.client")
 
@@ -157,13 +160,21 @@ class RemoteParticipant(Participant):
 
 
 class Subscription:
-    """An async iterator over the room's events of some types (all when none given)."""
+    """An async iterator over the room's events of some types (all when none given).
+
+    `close()` (by its owner, or by the room when it closes) ends it: events already buffered
+    are still delivered, then the iteration stops. Both ends of its memory channel are closed
+    as soon as no task is waiting on it (what it still buffers moves to a plain queue), so no
+    channel is left open (AnyIO warns about those)."""
 
     def __init__(self, room: "RoomClient", types: tuple[type, ...], send: Any, receive: Any) -> None:
         self._room = room
         self._types = types
         self._send = send
         self._receive = receive
+        self._closed = False
+        self._waiting = 0  # tasks inside __anext__
+        self._leftover: list[ev.Event] | None = None  # the buffered events, once the channel is closed
 
     def _accepts(self, event: ev.Event) -> bool:
         return not self._types or isinstance(event, self._types)
@@ -172,13 +183,39 @@ class Subscription:
         return self
 
     async def __anext__(self) -> ev.Event:
-        async for event in self._receive:
-            return event
+        if self._leftover is not None:
+            if self._leftover:
+                return self._leftover.pop(0)
+            raise StopAsyncIteration
+        self._waiting += 1
+        try:
+            async for event in self._receive:
+                return event
+        except self._room.backend.stream_errors:  # closed under us: the end as well
+            pass
+        finally:
+            self._waiting -= 1
+            if self._closed:
+                self._release()
+        if self._leftover:
+            return self._leftover.pop(0)
         raise StopAsyncIteration
 
     def close(self) -> None:
         self._room._subscriptions.discard(self)
-        self._send.close()
+        if not self._closed:
+            self._closed = True
+            self._send.close()
+            self._release()
+
+    def _release(self) -> None:
+        """Close the receiving end unless a task is waiting on it (that task does it when it
+        wakes); the events it still buffers move to `_leftover`."""
+        if self._waiting or self._leftover is not None:
+            return
+        receive = self._receive
+        self._leftover = [receive.receive_nowait() for _ in range(receive.statistics().current_buffer_used)]
+        receive.close()
 
 
 def resolve_protocol(
@@ -247,6 +284,7 @@ class RoomClient:
         self._subscriptions: set[Subscription] = set()
         self._handlers: dict[type, list[Callable[[Any], None]]] = {}
         self._reconnect_hooks: list[Callable[[], Awaitable[None]]] = []
+        self._leave_hooks: list[Callable[[], Awaitable[None]]] = []
         self._exit_stack: AsyncExitStack | None = None
         self._terminal: RoomException | None = None
         self.closed = False
@@ -256,12 +294,14 @@ class RoomClient:
         from .messaging import MessagingClient
         from .queues import QueuesClient
         from .storage import StorageClient
+        from .sync import SyncClient
 
         self.agents: AgentsClient = AgentsClient(self)
         self.storage: StorageClient = StorageClient(self)
         self.messaging: MessagingClient = MessagingClient(self)
         self.developer: DeveloperClient = DeveloperClient(self)
         self.queues: QueuesClient = QueuesClient(self)
+        self.sync: SyncClient = SyncClient(self)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -305,6 +345,15 @@ class RoomClient:
         return self
 
     async def __aexit__(self, *exc_info: Any) -> bool | None:
+        if exc_info[0] is None and self.connection is not None and not self.connection.closed:
+            # A block that ends normally leaves cleanly: sub-clients send what they still
+            # hold (e.g. document edits) before the connection goes. Bounded, never raised.
+            with self.backend.move_on_after(LEAVE_TIMEOUT):
+                for hook in self._leave_hooks:
+                    try:
+                        await hook()
+                    except Exception:
+                        log.exception("leave hook %r failed", hook)
         self.closed = True
         self._close_subscriptions()
         stack, self._exit_stack = self._exit_stack, None
@@ -324,6 +373,11 @@ class RoomClient:
     def on_reconnect(self, hook: Callable[[], Awaitable[None]]) -> None:
         """Run `await hook()` after every reconnection (sub-clients restore their state)."""
         self._reconnect_hooks.append(hook)
+
+    def on_leave(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run `await hook()` when the `async with` block ends normally, while the connection
+        is still up (sub-clients flush what they hold)."""
+        self._leave_hooks.append(hook)
 
     async def _supervise(self) -> None:
         backend = self.backend

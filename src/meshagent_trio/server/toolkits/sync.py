@@ -48,6 +48,7 @@ from typing import Any
 import msgspec
 import trio
 from pycrdt import Doc, merge_updates
+from pycrdt import get_update as diff_update
 
 from meshagent_core import BinaryContent, Content, ErrorCode, JsonContent, RoomException
 from meshagent_core.sync import (
@@ -60,7 +61,6 @@ from meshagent_core.sync import (
     decode_update,
     encode_update,
     new_client_id,
-    update_clients,
 )
 from meshagent_core.tokens.grants import SyncGrant
 from meshagent_core.toolkits.sync import (
@@ -175,6 +175,11 @@ class SharedDocument:
         brings_new_structs = _has_structs_beyond(update, before)
         if not changes and not brings_new_structs and not violations:
             return  # already known (an echo): nothing to commit or relay
+        if self.replica.incomplete:
+            # Items that come before their client's earlier ones: clients send their own items
+            # in order, so the missing ones are not on their way, and the plain pycrdt document
+            # would integrate these with a gap (y-crdt#632).
+            violations = violations + ["the update depends on changes this document does not have"]
         if violations or not writable:
             self._drop_replica()  # it integrated the refused update: rebuilt from the committed state
             if violations:
@@ -215,9 +220,9 @@ class SharedDocument:
 
 
 def _has_structs_beyond(update: bytes, vector: bytes) -> bool:
-    """Whether `update` carries items the holder of state vector `vector` lacks."""
-    ours = decode_state_vector(vector)
-    return any(clock > ours.get(client, 0) for client, clock in update_clients(update).items())
+    """Whether `update` carries items the holder of state vector `vector` lacks (the diff
+    against `vector` starts with a non-zero count of clients with structs)."""
+    return diff_update(update, vector)[:1] != b"\x00"
 
 
 class SyncState:
