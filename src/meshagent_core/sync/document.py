@@ -345,14 +345,21 @@ class Element(_EventEmitter):
     """An element of the document (or its root). Reads go to the CRDT; edits are checked
     against the schema and applied to the CRDT at once."""
 
-    def __init__(self, doc: "MeshDocument", ytype: XmlElement | XmlFragment, element_type: ElementType) -> None:
+    def __init__(
+        self,
+        doc: "MeshDocument",
+        ytype: XmlElement | XmlFragment,
+        element_type: ElementType,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> None:
+        """`attributes`: the element's attributes when the caller has already read them."""
         super().__init__()
         self._doc = doc
         self._ytype = ytype
         self._type = element_type
         self._id: str | None = None
         if isinstance(ytype, XmlElement):
-            raw = ytype.attributes.get(ID_ATTRIBUTE)
+            raw = (attributes if attributes is not None else ytype.attributes).get(ID_ATTRIBUTE)
             self._id = raw if isinstance(raw, str) else None
 
     @property
@@ -1063,17 +1070,20 @@ class MeshDocument(_EventEmitter):
             element_type = ElementType(tag_name=tag or "?", properties=[])
         elif child_property is None or not child_property.is_tag_allowed(tag):
             integration.violations.append(f"{tag!r} is not allowed as a child of {parent.tag_name!r}")
-        element = existing if isinstance(existing, Element) else Element(self, ychild, element_type)
         attributes = dict(ychild.attributes)
+        element = existing if isinstance(existing, Element) else Element(self, ychild, element_type, attributes)
         if not element.id:
             integration.violations.append(f"a {tag!r} element without a string '$id'")
         elif self._by_id.get(element.id, element) is not element:
             integration.violations.append(f"duplicate element id {element.id!r}")
         else:
             self._by_id[element.id] = element
+        properties = element_type.value_properties
         for name, value in attributes.items():
-            if name != ID_ATTRIBUTE:
-                self._check_attribute(element, name, value, "add", integration)
+            prop = properties.get(name)
+            if prop is None or not prop.accepts(value):  # the common case stops here
+                if name != ID_ATTRIBUTE:
+                    self._check_attribute(element, name, value, "add", integration)
         self._wrappers[ychild] = element
         self._parents[ychild] = parent
         self._children[ychild] = []

@@ -184,12 +184,15 @@ class ElementType:
         self._properties = list(properties)
         self._by_name: dict[str, ElementProperty] = {}
         self._child_property: ChildProperty | None = None
+        self._value_properties: dict[str, ValueProperty] = {}
         for prop in self._properties:
             if prop.name in self._by_name:
                 raise MeshSchemaValidationException(
                     f"element {tag_name!r}: duplicate property {prop.name!r}"
                 )
             self._by_name[prop.name] = prop
+            if isinstance(prop, ValueProperty):
+                self._value_properties[prop.name] = prop
             if isinstance(prop, ChildProperty):
                 if self._child_property is not None:
                     raise MeshSchemaValidationException(
@@ -216,6 +219,11 @@ class ElementType:
     @property
     def child_property_name(self) -> str | None:
         return None if self._child_property is None else self._child_property.name
+
+    @property
+    def value_properties(self) -> dict[str, ValueProperty]:
+        """The value properties by name (do not modify)."""
+        return self._value_properties
 
     def property(self, name: str) -> ElementProperty | None:
         return self._by_name.get(name)
