@@ -368,3 +368,18 @@ async def test_an_update_that_skips_its_clients_earlier_items_is_refused(server,
             assert getattr(error, "code", None) == ErrorCode.INVALID_REQUEST and "does not have" in error.text, error
         described = await alice.invoke("sync", "describe", {"path": "o.notebook"})
         assert len(described.json["notebook"]["cells"]) == 1
+
+
+async def test_a_burst_of_updates_is_slowed_down_not_refused(server, credentials) -> None:
+    """The official client sends one chunk per local transaction, as fast as it edits. The
+    server stops reading while the document's input is backed up, instead of failing the
+    stream once hundreds of chunks are queued."""
+    async with connect(server, credentials, "alice") as alice, connect(server, credentials, "bob") as bob:
+        async with open_document(alice, "burst.notebook", schema=SCHEMA_JSON, initial_json=INITIAL) as a, open_document(bob, "burst.notebook") as b:
+            cell = a.document.root.get_children()[0]
+            for n in range(2000):
+                cell["source"] = f"v{n}"
+            a.push()  # 2,000 chunks in one go
+            with trio.fail_after(30):
+                while b.document.root.get_children()[0]["source"] != "v1999":
+                    await b.receive_update()

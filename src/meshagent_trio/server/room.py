@@ -32,7 +32,7 @@ from meshagent_core.session import events as ev
 from meshagent_core.tokens import ApiScope, ParticipantToken
 
 from ..websocket import WebSocketClosed, WebSocketConnection
-from .toolkit import ToolCall
+from .toolkit import INPUT_HIGH_WATER, ToolCall
 
 if TYPE_CHECKING:
     from .app import ServerConfig
@@ -326,6 +326,7 @@ async def serve_participant(room: Room, token: ParticipantToken, ws: WebSocketCo
                         break
                     for event in session.events_received():
                         dispatch(participant, event)
+                    await _until_inputs_drain(participant)
             except WebSocketClosed as closed:
                 leave(str(closed))
             finally:
@@ -335,6 +336,14 @@ async def serve_participant(room: Room, token: ParticipantToken, ws: WebSocketCo
         leave("participant left")
         with trio.CancelScope(shield=True):
             await _close(ws, close_code, close_reason)
+
+
+async def _until_inputs_drain(participant: Participant) -> None:
+    """Stop reading while a tool has more streamed input queued than it has read (TCP then
+    slows the sender down), instead of buffering without bound or failing the call."""
+    for call in list(participant.calls.values()):
+        if call.input_backlog >= INPUT_HIGH_WATER:
+            await call.wait_input_drained()
 
 
 async def _writer(participant: Participant, ws: WebSocketConnection) -> None:

@@ -27,8 +27,14 @@ log = logging.getLogger("meshagent_trio.server")
 T = TypeVar("T")
 Handler = Callable[["ToolCall"], Awaitable["Content | None"]]
 
-#: Input chunks a call may have queued before its handler reads them.
-INPUT_BUFFER = 256
+#: Input chunks a call may have queued before its handler reads them (a hard cap: the
+#: connection stops reading once a call holds `INPUT_HIGH_WATER`, so only the chunks of one
+#: socket read can go past that).
+INPUT_BUFFER = 4096
+#: Queued input chunks at which the connection pauses reading until the handler catches up
+#: (below `INPUT_LOW_WATER`): a client streaming faster than a tool consumes is slowed by TCP.
+INPUT_HIGH_WATER = 128
+INPUT_LOW_WATER = 32
 
 
 class Toolkit:
@@ -69,6 +75,8 @@ class ToolCall:
     _overflowed: bool = field(default=False, repr=False)
     _input_send: trio.MemorySendChannel[Content | RoomException] | None = field(default=None, repr=False)
     _input_receive: trio.MemoryReceiveChannel[Content | RoomException] | None = field(default=None, repr=False)
+    _input_drained: trio.Event | None = field(default=None, repr=False)
+    _handler_ended: bool = field(default=False, repr=False)
 
     @property
     def scope(self) -> ApiScope | None:
@@ -93,6 +101,29 @@ class ToolCall:
     def _open_input(self) -> None:
         self._input_send, self._input_receive = trio.open_memory_channel(INPUT_BUFFER)
 
+    @property
+    def input_backlog(self) -> int:
+        """Input chunks queued and not yet read by the handler."""
+        if self._input_send is None or self._handler_ended:
+            return 0
+        return self._input_send.statistics().current_buffer_used
+
+    async def wait_input_drained(self) -> None:
+        """Wait until the handler has read its queued input down to `INPUT_LOW_WATER` (or the
+        call ended)."""
+        while self.input_backlog > INPUT_LOW_WATER:
+            self._input_drained = trio.Event()
+            await self._input_drained.wait()
+
+    def _after_read(self) -> None:
+        if self._input_drained is not None and self.input_backlog <= INPUT_LOW_WATER:
+            self._release_input_waiter()
+
+    def _release_input_waiter(self) -> None:
+        if self._input_drained is not None:
+            self._input_drained.set()
+            self._input_drained = None
+
     def _feed_input(self, chunk: Content | RoomException | None) -> None:
         """Called by the connection: a chunk, an error, or None for a normal close."""
         if self._input_send is None or self._overflowed:
@@ -113,6 +144,7 @@ class ToolCall:
         if self._input_receive is None:
             raise invalid_request(f"{self.toolkit}.{self.tool} expects a streamed input")
         async for item in self._input_receive:
+            self._after_read()
             if isinstance(item, RoomException):
                 raise item
             yield item
@@ -125,6 +157,7 @@ class ToolCall:
             raise invalid_request(f"{self.toolkit}.{self.tool} expects a streamed input")
         try:
             item = await self._input_receive.receive()
+            self._after_read()
         except trio.EndOfChannel:
             if self._overflowed:
                 raise invalid_request(f"more than {INPUT_BUFFER} input chunks were sent ahead of the tool") from None
@@ -178,6 +211,14 @@ class ToolCall:
 
 async def run_tool_call(handler: Handler, call: ToolCall) -> None:
     """Run a handler and answer its call exactly once, whatever happens."""
+    try:
+        await _run_handler(handler, call)
+    finally:
+        call._handler_ended = True  # a reader waiting for this call's input to drain stops waiting
+        call._release_input_waiter()
+
+
+async def _run_handler(handler: Handler, call: ToolCall) -> None:
     try:
         result = await handler(call)
     except RoomException as error:
