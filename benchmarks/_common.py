@@ -291,6 +291,22 @@ def server_process_module(script: Path, server_python: str) -> ModuleType:
     return process
 
 
+def add_client_arguments(parser: argparse.ArgumentParser, clients: dict[str, Client]) -> None:
+    """`--clients` (the columns), and the hidden options a worker subprocess is started with."""
+    parser.add_argument("--clients", default=",".join(clients), help=f"columns, of: {', '.join(clients)}")
+    parser.add_argument("--worker", choices=sorted(clients), help=argparse.SUPPRESS)
+    parser.add_argument("--api-url", help=argparse.SUPPRESS)
+
+
+def run_as_worker(args: argparse.Namespace, clients: dict[str, Client]) -> bool:
+    """In a worker subprocess (`--worker NAME`): measure, print the numbers as one JSON line
+    and return True; else False."""
+    if not args.worker:
+        return False
+    print(json.dumps(clients[args.worker].worker(args.api_url, args)), flush=True)
+    return True
+
+
 def run_worker(script: Path, client_key: str, python: str, server: LocalServerProcess, argv: list[str]) -> tuple[dict | None, str]:
     command = [python, str(script), "--worker", client_key, "--api-url", server.api_url, *argv]
     env = {**os.environ, "MESHAGENT_API_KEY": server.api_key}

@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import inspect
-import json
 import os
 import statistics
 import sys
@@ -400,14 +399,10 @@ def main() -> int:
     common.add_storage_arguments(parser)
     parser.add_argument("--messages", type=int, default=10_000, help="messages sent from A to B")
     parser.add_argument("--window", type=int, default=100, help="messaging sends in flight at once")
-    parser.add_argument("--clients", default=",".join(CLIENTS), help=f"columns, of: {', '.join(CLIENTS)}")
     parser.add_argument("--rounds", type=int, default=1, help="repeat the comparison; medians are shown")
-    parser.add_argument("--worker", choices=sorted(CLIENTS), help=argparse.SUPPRESS)
-    parser.add_argument("--api-url", help=argparse.SUPPRESS)
+    common.add_client_arguments(parser, CLIENTS)
     args = parser.parse_args()
-
-    if args.worker:
-        print(json.dumps(CLIENTS[args.worker].worker(args.api_url, args)), flush=True)
+    if common.run_as_worker(args, CLIENTS):
         return 0
 
     if args.rounds < 1:

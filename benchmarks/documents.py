@@ -251,13 +251,9 @@ def main() -> int:
     parser.add_argument("--elements", type=int, default=10_000)
     parser.add_argument("--opens", type=int, default=5)
     parser.add_argument("--documents", type=int, default=10)
-    parser.add_argument("--clients", default=",".join(CLIENTS), help=f"columns, of: {', '.join(CLIENTS)}")
-    parser.add_argument("--worker", choices=sorted(CLIENTS), help=argparse.SUPPRESS)
-    parser.add_argument("--api-url", help=argparse.SUPPRESS)
+    common.add_client_arguments(parser, CLIENTS)
     args = parser.parse_args()
-
-    if args.worker:
-        print(json.dumps(CLIENTS[args.worker].worker(args.api_url, args)), flush=True)
+    if common.run_as_worker(args, CLIENTS):
         return 0
 
     started = time.perf_counter()

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import time
 from pathlib import Path
@@ -64,13 +63,9 @@ CLIENTS: dict[str, Client] = {
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     common.add_storage_arguments(parser)
-    parser.add_argument("--clients", default=",".join(CLIENTS), help=f"columns, of: {', '.join(CLIENTS)}")
-    parser.add_argument("--worker", choices=sorted(CLIENTS), help=argparse.SUPPRESS)
-    parser.add_argument("--api-url", help=argparse.SUPPRESS)
+    common.add_client_arguments(parser, CLIENTS)
     args = parser.parse_args()
-
-    if args.worker:
-        print(json.dumps(CLIENTS[args.worker].worker(args.api_url, args)), flush=True)
+    if common.run_as_worker(args, CLIENTS):
         return 0
 
     started = time.perf_counter()

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
@@ -72,6 +72,7 @@ from ..toolkits.messaging import (
     encode_attachment,
     encode_message,
 )
+from .feeds import Feed, close_receiver
 from .room import Disconnected, Participant, RemoteParticipant, RoomClient, RoomClosed, SubClient
 
 if TYPE_CHECKING:
@@ -135,59 +136,12 @@ class PresenceEvent(msgspec.Struct, frozen=True):
 # --- iterators --------------------------------------------------------------------------------
 
 
-def _close_receiver(receive: Any) -> bool:
-    """Close a memory channel's receive side unless a task is waiting on it (that task then
-    sees the end of the channel and closes it). AnyIO warns about unclosed receive streams."""
-    if receive.statistics().tasks_waiting_receive:
-        return False
-    receive.close()
-    return True
-
-
-class _Feed(Generic[T]):
-    """An async iterator fed by the messaging client, from its creation until the room closes
-    or `aclose()`; also an async context manager that closes it."""
+class _Feed(Feed[T]):
+    """A feed of the messaging client, from its creation until the room closes or `aclose()`."""
 
     def __init__(self, client: "MessagingClient", feeds: set["_Feed[T]"], kinds: frozenset[str] = frozenset()) -> None:
-        self._feeds = feeds
+        super().__init__(client.room.backend, feeds, ended=client._ended)
         self._kinds = kinds
-        self._send, self._receive = client.room.backend.open_memory_channel(math.inf)
-        self._receiver_closed = False
-        if client._ended:
-            self._send.close()
-        else:
-            feeds.add(self)
-
-    def _push(self, item: T) -> None:
-        try:
-            self._send.send_nowait(item)
-        except Exception:  # closed by its reader meanwhile: it loses the item, not the room
-            self._feeds.discard(self)
-
-    def _end(self) -> None:
-        self._feeds.discard(self)
-        self._send.close()
-
-    def __aiter__(self) -> "_Feed[T]":
-        return self
-
-    async def __anext__(self) -> T:
-        if not self._receiver_closed:
-            async for item in self._receive:
-                return item
-            self._receiver_closed = _close_receiver(self._receive)
-        raise StopAsyncIteration
-
-    async def __aenter__(self) -> "_Feed[T]":
-        return self
-
-    async def __aexit__(self, *exc_info: Any) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Stop receiving: the iteration ends."""
-        self._end()
-        self._receiver_closed = self._receiver_closed or _close_receiver(self._receive)
 
 
 class MessageFeed(_Feed[RoomMessage]):
@@ -363,7 +317,7 @@ class MessagingStream:
         if not self._receiver_closed:
             async for event in self._events:
                 return event  # type: ignore[no-any-return]
-            self._receiver_closed = _close_receiver(self._events)
+            self._receiver_closed = close_receiver(self._events)
         return None
 
     def __aiter__(self) -> "MessagingStream":
@@ -396,7 +350,7 @@ class MessagingStream:
         if self._closed:
             return
         self._finish()
-        self._receiver_closed = _close_receiver(self._events)
+        self._receiver_closed = close_receiver(self._events)
         if self._call is not None:
             if self._reader_scope is not None:
                 self._reader_scope.cancel()

@@ -69,7 +69,7 @@ from ..toolkits.sync import (
     normalize_path,
 )
 from .connection import ToolCallStream
-from .messaging import _close_receiver
+from .feeds import Feed
 from .room import RoomClient, RoomClosed, SubClient
 from .storage import binary_chunk, decode_strict, expect_stream_open, unexpected_response
 
@@ -113,14 +113,7 @@ def _check_path(path: Any) -> str:
 # --- the changes iterator -----------------------------------------------------------------------
 
 
-class _Failed:
-    __slots__ = ("error",)
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-
-class DocumentChanges:
+class DocumentChanges(Feed[DocumentChange]):
     """`room.sync.changes(path=...)`: the `DocumentChange`s of an open document, one by one,
     from the moment it was created.
 
@@ -132,54 +125,10 @@ class DocumentChanges:
     failed (after the changes received before). Also an async context manager that stops it."""
 
     def __init__(self, document: "_SyncedDocument") -> None:
-        self._document = document
-        self._send, self._receive = document.backend.open_memory_channel(math.inf)
-        self._receiver_closed = False
-        if document.failure is not None:
-            self._end(document.failure)
-        elif document.ended:
-            self._end()
-        else:
-            document.feeds.add(self)
+        super().__init__(document.backend, document.feeds, ended=document.ended, failure=document.failure)
 
-    def _push(self, change: DocumentChange) -> None:
-        try:
-            self._send.send_nowait(change)
-        except Exception:  # closed by its reader meanwhile
-            self._document.feeds.discard(self)
-
-    def _end(self, error: BaseException | None = None) -> None:
-        self._document.feeds.discard(self)
-        if error is not None:
-            try:
-                self._send.send_nowait(_Failed(error))
-            except Exception:
-                pass
-        self._send.close()
-
-    def __aiter__(self) -> "DocumentChanges":
-        return self
-
-    async def __anext__(self) -> DocumentChange:
-        if not self._receiver_closed:
-            async for item in self._receive:
-                if isinstance(item, _Failed):
-                    self._receiver_closed = _close_receiver(self._receive)
-                    raise _again(item.error)
-                return item  # type: ignore[no-any-return]
-            self._receiver_closed = _close_receiver(self._receive)
-        raise StopAsyncIteration
-
-    async def __aenter__(self) -> "DocumentChanges":
-        return self
-
-    async def __aexit__(self, *exc_info: Any) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Stop receiving: the iteration ends."""
-        self._end()
-        self._receiver_closed = self._receiver_closed or _close_receiver(self._receive)
+    def _raise(self, error: BaseException) -> BaseException:
+        return _again(error)
 
 
 # --- one open document and its streams ----------------------------------------------------------
