@@ -614,23 +614,23 @@ class SyncClient(SubClient):
 
     @staticmethod
     def _state_chunk(chunk: Any, path: str) -> tuple[StateHeaders, bytes]:
-        if isinstance(chunk, ControlContent):
-            raise unexpected_response(TOOLKIT, "open")
-        binary = binary_chunk(chunk, toolkit=TOOLKIT, operation="open")
-        if binary.headers.get("kind") != "state":
-            raise unexpected_response(TOOLKIT, "open")
-        state = decode_strict(binary.headers, StateHeaders, toolkit=TOOLKIT, operation="open")
-        return state, SyncClient._payload(binary, state.path, path)
+        return SyncClient._response_chunk(chunk, "state", StateHeaders, path)
 
     @staticmethod
     def _relay_chunk(chunk: Any, path: str) -> bytes:
+        return SyncClient._response_chunk(chunk, "sync", RelayHeaders, path)[1]
+
+    @staticmethod
+    def _response_chunk(chunk: Any, kind: str, headers_type: Any, path: str) -> tuple[Any, bytes]:
+        """A response chunk of `kind` for `path`: its headers and decoded payload (1100 when it
+        is anything else)."""
         if isinstance(chunk, ControlContent):
             raise unexpected_response(TOOLKIT, "open")
         binary = binary_chunk(chunk, toolkit=TOOLKIT, operation="open")
-        if binary.headers.get("kind") != "sync":
+        if binary.headers.get("kind") != kind:
             raise unexpected_response(TOOLKIT, "open")
-        relay = decode_strict(binary.headers, RelayHeaders, toolkit=TOOLKIT, operation="open")
-        return SyncClient._payload(binary, relay.path, path)
+        headers = decode_strict(binary.headers, headers_type, toolkit=TOOLKIT, operation="open")
+        return headers, SyncClient._payload(binary, headers.path, path)
 
     @staticmethod
     def _payload(binary: BinaryContent, chunk_path: str, path: str) -> bytes:
