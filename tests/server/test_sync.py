@@ -230,6 +230,12 @@ async def test_schema_from_the_extension(server, credentials) -> None:
         async with open_document(alice, "x/y.nb", initial_json=INITIAL) as doc:
             assert doc.document.schema == SCHEMA
             assert doc.document.to_json()["notebook"]["cells"][0]["cell"]["order"] == 1.0
+        # or from the schema file the caller names, whatever the extension
+        async with open_document(alice, "x/z.other", schema_path="/.schemas/nb.json", initial_json=INITIAL) as doc:
+            assert doc.document.schema == SCHEMA
+        with pytest.raises(RoomException) as caught:
+            await alice.invoke("sync", "create", {"path": "x/w.other", "schema_path": ".schemas/missing.json"})
+        assert caught.value.code == ErrorCode.INVALID_REQUEST and ".schemas/missing.json" in caught.value.message
 
 
 async def test_read_only_paths(server, credentials) -> None:

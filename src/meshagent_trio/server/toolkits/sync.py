@@ -29,8 +29,8 @@ A crash (SIGKILL) loses at most the last `PERSIST_DELAY` seconds of edits.
 
 Schemas (SYNC §5): an existing document keeps the schema stored with it (a schema passed by a
 later `open` is ignored; the `state` chunk tells the client which one is used). A new document
-uses the schema passed to `create`/`open`, else `.schemas/<extension>.json` from room storage,
-else the call fails with 1002.
+uses the schema passed to `create`/`open`, else the schema file at `schema_path` in room storage,
+else `.schemas/<extension>.json`, else the call fails with 1002.
 
 Errors: no `sync` grant or path not granted → 1001; path not readable/writable → 1001; missing
 document with `create: false`, or `describe` of a missing document → 1003; `create` of an
@@ -247,6 +247,7 @@ class SyncState:
         create: bool,
         schema_json: dict[str, Any] | None,
         initial_json: dict[str, Any] | None,
+        schema_path: str | None = None,
         may_create: bool = True,
         must_be_new: bool = False,
     ) -> SharedDocument:
@@ -272,7 +273,7 @@ class SyncState:
                     raise RoomException(f"the document {path!r} does not exist", code=ErrorCode.NOT_FOUND)
                 if not may_create:
                     raise permission_denied(f"the document {path!r} does not exist and you may not create it")
-                document = await self._create(path, schema_json, initial_json)
+                document = await self._create(path, schema_json, schema_path, initial_json)
             self.documents[path] = document
             document.users += 1
             return document
@@ -336,8 +337,10 @@ class SyncState:
         except (ValueError, KeyError, TypeError, MeshSchemaException, msgspec.DecodeError) as error:
             raise invalid_request(f"{path!r} is a file in room storage but not a MeshAgent document ({error})") from None
 
-    async def _create(self, path: str, schema_json: dict[str, Any] | None, initial_json: dict[str, Any] | None) -> SharedDocument:
-        schema = await self._resolve_schema(path, schema_json)
+    async def _create(
+        self, path: str, schema_json: dict[str, Any] | None, schema_path: str | None, initial_json: dict[str, Any] | None
+    ) -> SharedDocument:
+        schema = await self._resolve_schema(path, schema_json, schema_path)
         document = SharedDocument(path, schema, None)
         if initial_json is not None:
             document.load_json(initial_json)
@@ -345,20 +348,26 @@ class SyncState:
         await self.persist(document)
         return document
 
-    async def _resolve_schema(self, path: str, schema_json: dict[str, Any] | None) -> MeshSchema:
+    async def _resolve_schema(self, path: str, schema_json: dict[str, Any] | None, schema_path: str | None) -> MeshSchema:
+        """The schema given, else the one in room storage at `schema_path`, else
+        `.schemas/<extension of path>.json`."""
         if schema_json is None:
-            name = path.rsplit("/", 1)[-1]
-            extension = name.rsplit(".", 1)[-1] if "." in name.lstrip(".") else None
-            if not extension:
-                raise invalid_request(f"no schema for {path!r}: pass a schema, or name the document <name>.<ext> and deploy {SCHEMAS_FOLDER}/<ext>.json")
+            if schema_path is not None:
+                source = canonical_path(normalize_path(schema_path))
+            else:
+                name = path.rsplit("/", 1)[-1]
+                extension = name.rsplit(".", 1)[-1] if "." in name.lstrip(".") else None
+                if not extension:
+                    raise invalid_request(f"no schema for {path!r}: pass a schema, or name the document <name>.<ext> and deploy {SCHEMAS_FOLDER}/<ext>.json")
+                source = f"{SCHEMAS_FOLDER}/{extension}.json"
             root = await self.storage_root()
-            raw = await trio.to_thread.run_sync(_read_file, root, f"{SCHEMAS_FOLDER}/{extension}.json")
+            raw = await trio.to_thread.run_sync(_read_file, root, source)
             if raw is None:
-                raise invalid_request(f"no schema for {path!r}: pass a schema or deploy {SCHEMAS_FOLDER}/{extension}.json")
+                raise invalid_request(f"no schema for {path!r}: pass a schema or deploy {source}")
             try:
                 schema_json = json.loads(raw)
             except ValueError as error:
-                raise invalid_request(f"{SCHEMAS_FOLDER}/{extension}.json is not JSON: {error}") from None
+                raise invalid_request(f"{source} is not JSON: {error}") from None
         try:
             return MeshSchema.from_json(schema_json)  # type: ignore[arg-type]
         except MeshSchemaException as error:
@@ -449,7 +458,7 @@ async def create(call: ToolCall) -> None:
     path = _document_path(request.path)
     _require_write(grant, path)
     documents = _documents(call)
-    document = await documents.acquire(path, create=True, schema_json=request.schema, initial_json=request.json, must_be_new=True)
+    document = await documents.acquire(path, create=True, schema_json=request.schema, schema_path=request.schema_path, initial_json=request.json, must_be_new=True)
     await documents.release(document)
 
 
@@ -479,6 +488,7 @@ async def open_(call: ToolCall) -> None:
         path,
         create=start.create,
         schema_json=start.schema,
+        schema_path=start.schema_path,
         initial_json=start.initial_json,
         may_create=grant.can_write(path),
     )
