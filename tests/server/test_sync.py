@@ -389,3 +389,26 @@ async def test_a_burst_of_updates_is_slowed_down_not_refused(server, credentials
             with trio.fail_after(30):
                 while b.document.root.get_children()[0]["source"] != "v1999":
                     await b.receive_update()
+
+
+def test_a_subscriber_past_the_queue_limit_gets_one_diff(monkeypatch) -> None:
+    """Unit level, so the overflow really happens: past MAX_QUEUED_UPDATES the queue is
+    replaced by the state vector it started from, and the subscriber gets one diff that
+    brings it exactly to the committed state."""
+    monkeypatch.setattr(sync_toolkit, "MAX_QUEUED_UPDATES", 4)
+    writer = MeshDocument(schema=SCHEMA, initial_json=INITIAL)
+    shared = sync_toolkit.SharedDocument("d.notebook", SCHEMA, writer.get_state())
+    reader = MeshDocument(schema=SCHEMA, update=shared.state())
+    sender, slow = sync_toolkit._Subscriber(), sync_toolkit._Subscriber()
+    shared.subscribers.update({sender, slow})
+    updates: list[bytes] = []
+    writer.observe_updates(updates.append)
+    for order in range(10):
+        writer.root.append_child("cell", {"kind": "code", "order": order})
+    for update in updates:
+        shared.accept(update, sender, writable=True)
+    assert slow.since is not None and slow.queue == []
+    assert sender.queue == [] and sender.since is None  # nothing goes back to the sender
+    assert reader.apply_update(shared.take(slow)) == []
+    assert reader.to_json(include_ids=True) == writer.to_json(include_ids=True)
+    assert shared.take(slow) is None
