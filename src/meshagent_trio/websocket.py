@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ssl
 
+import trio
+
 from meshagent_core.client import websocket as _transport
 from meshagent_core.client.websocket import (
     MAX_WEBSOCKET_MESSAGE,
@@ -23,7 +25,12 @@ async def connect_websocket(
 
 
 async def accept_websocket(stream: backend.ByteStream, request_bytes: bytes) -> WebSocketConnection:
-    """Complete the upgrade of an HTTP request already read (and authorised) by the caller."""
+    """Complete the upgrade of an HTTP request already read (and authorised) by the caller.
+
+    A plain `trio.SocketStream` is given the backend's non-blocking send, so an answer the
+    socket takes at once leaves without a checkpoint (see `WebSocketConnection.send_queued_nowait`)."""
+    if isinstance(stream, trio.SocketStream):
+        stream = backend._SocketStream(stream)
     return await _transport.accept_websocket(backend, stream, request_bytes)  # type: ignore[arg-type]
 
 

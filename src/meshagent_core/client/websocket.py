@@ -11,16 +11,26 @@ non-blocking `send_nowait` (the Trio backend's TCP stream does) and no task is i
 a write: a caller can then send its request with no task switch and no checkpoint, and being
 synchronous, it cannot be cancelled halfway through a frame. Whatever is left waits for a
 `flush()`, which a single task at a time runs.
+
+Data frames are framed and parsed here rather than by `websockets` (which builds a `Frame` and
+runs a generator per frame, and draws each client mask with its own `getrandom` call): an
+unfragmented binary frame, the only kind the room protocol uses, costs a few slices. Everything
+else (control frames, text, fragments, reserved bits, wrong masking, oversized frames) is handed
+to the `websockets` protocol, byte for byte, at a frame boundary, so its checks, close handshake
+and error codes apply unchanged; after anything but a complete control frame it parses the rest
+of the connection itself. No extension is ever offered, so frames carry raw packets.
 """
 
 from __future__ import annotations
 
+import os
 import ssl
+import struct
 from typing import Sequence
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidStatus
-from websockets.frames import Frame, Opcode
+from websockets.frames import Frame, Opcode, apply_mask
 from websockets.http11 import Response
 from websockets.protocol import CLOSED, OPEN, Protocol
 from websockets.server import ServerProtocol
@@ -33,6 +43,14 @@ from .backend import Backend, ByteStream
 MAX_WEBSOCKET_MESSAGE = 64 * 1024
 READ_SIZE = 256 * 1024
 CLOSE_TIMEOUT = 5.0
+
+_FIN_BINARY = 0x82  # first byte of an unfragmented binary frame without reserved bits
+_MASKED = 0x80  # the mask bit of a frame's second byte
+_FIRST_CONTROL_OPCODE = 0x8
+_MAX_CONTROL_PAYLOAD = 125
+_HEAD_16 = struct.Struct(">BBH")
+_HEAD_64 = struct.Struct(">BBQ")
+_HEAD_END = b"\r\n\r\n"
 
 
 class WebSocketClosed(Exception):
@@ -70,6 +88,12 @@ class WebSocketConnection:
         self._fragmented = False
         self._closed: WebSocketClosed | None = None
         self._pending: list[bytes] = []  # packets that arrived with the handshake
+        # Set by `_start_frames` once the handshake is done (see the module docstring).
+        self._parse_here = False  # incoming frames are parsed by `_parse_frames`
+        self._frame_here = False  # outgoing packets are framed by `_frame_packets`
+        self._input_rest = b""  # the start of an incomplete frame, for `_parse_frames`
+        self._mask_input = _MASKED if isinstance(protocol, ServerProtocol) else 0
+        self._max_input = protocol.max_message_size if protocol.max_message_size is not None else 1 << 63
 
     @property
     def closed(self) -> bool:
@@ -90,10 +114,41 @@ class WebSocketConnection:
         `send_queued_nowait` or `flush` sends them)."""
         if self._protocol.state is not OPEN:
             raise self._closed_error()
+        if self._frame_here:
+            self._take_output()  # what the protocol queued itself (a pong) goes first
+            self._frame_packets(packets)
+            return
         send = self._protocol.send_binary
         for packet in packets:
             send(packet)
         self._take_output()
+
+    def _frame_packets(self, packets: Sequence[bytes]) -> None:
+        """Append each packet to `_outgoing` as an unfragmented binary frame, masked (with a
+        fresh random key per frame, drawn in one call for the batch) when this is a client."""
+        out = self._outgoing
+        if self._mask_input:  # a server: frames go out unmasked
+            for packet in packets:
+                size = len(packet)
+                if size < 126:
+                    out.append(bytes((_FIN_BINARY, size)))
+                elif size < 65536:
+                    out.append(_HEAD_16.pack(_FIN_BINARY, 126, size))
+                else:
+                    out.append(_HEAD_64.pack(_FIN_BINARY, 127, size))
+                out.append(packet)
+            return
+        keys = os.urandom(4 * len(packets))
+        for index, packet in enumerate(packets):
+            size = len(packet)
+            key = keys[4 * index : 4 * index + 4]
+            if size < 126:
+                out.append(bytes((_FIN_BINARY, _MASKED | size)) + key)
+            elif size < 65536:
+                out.append(_HEAD_16.pack(_FIN_BINARY, _MASKED | 126, size) + key)
+            else:
+                out.append(_HEAD_64.pack(_FIN_BINARY, _MASKED | 127, size) + key)
+            out.append(apply_mask(packet, key))
 
     def send_queued_nowait(self) -> bool:
         """Hand the stream as much of the queue as it takes without waiting; True when nothing
@@ -135,11 +190,14 @@ class WebSocketConnection:
                 data = await self._stream.receive_some(READ_SIZE)
             except self._backend.stream_errors:
                 data = b""
-            if data:
-                self._protocol.receive_data(data)
+            if data and self._parse_here:
+                packets = self._parse_frames(data)
             else:
-                self._protocol.receive_eof()
-            packets = self._take_packets(self._protocol.events_received())
+                if data:
+                    self._protocol.receive_data(data)
+                else:
+                    self._protocol.receive_eof()
+                packets = self._take_packets(self._protocol.events_received())
             if self._protocol.close_rcvd is not None or self._protocol.state is CLOSED:
                 # The peer is leaving. Tell the caller first; our close reply is sent by close(),
                 # after the caller has dealt with the departure.
@@ -152,6 +210,78 @@ class WebSocketConnection:
                 await self.flush()
             if packets:
                 return packets
+
+    def _start_frames(self, data: bytes) -> list[bytes]:
+        """The handshake is done and the protocol has seen nothing after it: from here on, frames
+        are parsed and built here (unless an extension was negotiated). `data` is what arrived
+        after the handshake; returns the packets it completes."""
+        if self._protocol.state is OPEN and not self._protocol.extensions:
+            self._parse_here = self._frame_here = True
+            return self._parse_frames(data) if data else []
+        if data:
+            self._protocol.receive_data(data)
+        return self._take_packets(self._protocol.events_received())
+
+    def _parse_frames(self, data: bytes | bytearray) -> list[bytes]:
+        """The packets of the complete frames in `data` (after any incomplete frame kept from the
+        last call). Complete control frames go to the protocol (pings, the close handshake); on
+        anything else that is not an unfragmented binary frame of the right masking and size,
+        the protocol gets the rest of the bytes and parses this connection from then on."""
+        if self._input_rest:
+            data = self._input_rest + data
+            self._input_rest = b""
+        elif type(data) is not bytes:
+            data = bytes(data)
+        packets: list[bytes] = []
+        size = len(data)
+        position = 0
+        mask = self._mask_input
+        limit = self._max_input
+        while size - position >= 2:
+            first = data[position]
+            second = data[position + 1]
+            length = second & 0x7F
+            start = position + 2
+            if length == 126:
+                if size - start < 2:
+                    break
+                length = (data[start] << 8) | data[start + 1]
+                start += 2
+            elif length == 127:
+                if size - start < 8:
+                    break
+                length = int.from_bytes(data[start : start + 8], "big")
+                start += 8
+            if second & _MASKED:
+                start += 4
+            end = start + length
+            if first == _FIN_BINARY and second & _MASKED == mask and length <= limit:
+                if end > size:
+                    break
+                if mask:
+                    view = memoryview(data)
+                    packets.append(apply_mask(view[start:end], view[start - 4 : start]))
+                else:
+                    packets.append(data[start:end])
+                position = end
+                continue
+            if first & 0x0F >= _FIRST_CONTROL_OPCODE and length <= _MAX_CONTROL_PAYLOAD:
+                if end > size:
+                    break
+                self._protocol.receive_data(data[position:end])
+                packets.extend(self._take_packets(self._protocol.events_received()))
+                position = end
+                if self._protocol.state is OPEN:
+                    continue
+            # Not ours to parse (or the connection is closing): the protocol takes over.
+            self._parse_here = False
+            if position < size:
+                self._protocol.receive_data(data[position:])
+                packets.extend(self._take_packets(self._protocol.events_received()))
+            return packets
+        if position < size:
+            self._input_rest = data[position:]
+        return packets
 
     def _take_packets(self, events: list[object]) -> list[bytes]:
         packets: list[bytes] = []
@@ -254,7 +384,9 @@ async def accept_websocket(backend: Backend, stream: ByteStream, request_bytes: 
 
     `request_bytes` is the raw request head plus anything read after it."""
     protocol = ServerProtocol(max_size=MAX_WEBSOCKET_MESSAGE)
-    protocol.receive_data(request_bytes)
+    head_end = request_bytes.find(_HEAD_END)
+    head_end = len(request_bytes) if head_end < 0 else head_end + len(_HEAD_END)
+    protocol.receive_data(request_bytes[:head_end])
     events = protocol.events_received()
     request = events[0] if events else None
     if request is None or protocol.handshake_exc is not None:
@@ -266,6 +398,7 @@ async def accept_websocket(backend: Backend, stream: ByteStream, request_bytes: 
     if response.status_code != 101:
         await stream.aclose()
         raise HandshakeRejected(response.status_code, (response.body or b"").decode("utf-8", "replace"))
+    connection._pending.extend(connection._start_frames(request_bytes[head_end:]))
     return connection
 
 
@@ -293,19 +426,37 @@ async def connect_websocket(
     connection = WebSocketConnection(backend, stream, protocol)
     try:
         await connection.flush()
+        # The protocol is fed the response head only: frames that arrive in the same read as
+        # the 101 response are left for `_start_frames`. A refusal's body is fed to it as well.
+        head = b""
+        after_head = b""
+        head_done = False
         while protocol.state is not OPEN:
             data = await stream.receive_some(READ_SIZE)
-            if data:
+            if not data:
+                protocol.receive_eof()
+            elif head_done:
                 protocol.receive_data(data)
             else:
-                protocol.receive_eof()
+                searched = max(0, len(head) - len(_HEAD_END) + 1)
+                head += data
+                end = head.find(_HEAD_END, searched)
+                if end < 0:
+                    protocol.receive_data(data)
+                else:
+                    end += len(_HEAD_END)
+                    head_done = True
+                    protocol.receive_data(head[len(head) - len(data) : end])
+                    after_head = head[end:]
+                    if protocol.state is not OPEN and after_head:
+                        protocol.receive_data(after_head)
             events = protocol.events_received()
             if protocol.handshake_exc is not None:
                 raise _rejection(protocol.handshake_exc)
-            # Frames may arrive in the same read as the 101 response.
             connection._pending.extend(connection._take_packets(events))
             if not data and protocol.state is not OPEN:
                 raise HandshakeRejected(0, "connection closed during the upgrade")
+        connection._pending.extend(connection._start_frames(after_head))
     except BaseException:
         with backend.shielded(CLOSE_TIMEOUT):
             await stream.aclose()

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 import msgspec
 
 from ..content import Content, ControlContent, ErrorContent, to_content, unpack_content
-from ..envelope import unpack_message
+from ..envelope import split_message, unpack_message
 from ..errors import ConnectionLost, EnvelopeError, ErrorCode, LocalProtocolError, RemoteProtocolError, RoomException
 from ..framing import Message
 from .. import messages as m
@@ -30,6 +30,9 @@ from .events import (
     RequestStreamClosed,
     ToolInvoked,
 )
+
+
+_invoke_decoder = msgspec.json.Decoder(m.InvokeTool)
 
 
 @dataclass(slots=True)
@@ -52,6 +55,10 @@ class ServerSession(Session):
     def open_requests(self) -> frozenset[int]:
         """Client requests not answered yet."""
         return frozenset(self._open_requests)
+
+    def is_open_request(self, request_id: int) -> bool:
+        """Whether `request_id` awaits its answer (`open_requests` without the copy)."""
+        return request_id in self._open_requests
 
     @property
     def routed_calls(self) -> frozenset[int]:
@@ -167,8 +174,14 @@ class ServerSession(Session):
 
     def _on_invoke(self, message: Message) -> None:
         try:
-            header, payload = unpack_message(message.data)
-            invoke = msgspec.convert(header, type=m.InvokeTool)
+            header_bytes, payload = split_message(message.data)
+            try:
+                invoke = _invoke_decoder.decode(header_bytes)
+            except msgspec.DecodeError:
+                # What strict JSON refuses (NaN, lone surrogates) or what does not fit: the
+                # general path accepts the former and names the problem of the latter.
+                header, payload = unpack_message(message.data)
+                invoke = msgspec.convert(header, type=m.InvokeTool)
             arguments = decode_arguments(invoke.arguments, payload)
         except (EnvelopeError, msgspec.ValidationError) as error:
             self._refuse(message, error if isinstance(error, EnvelopeError) else EnvelopeError(str(error)))

@@ -71,6 +71,9 @@ class Participant:
         self.outgoing_calls: dict[str, RoutedCall] = {}  # this participant's calls into hosts
         self._wakeup = trio.Event()
         self._sent = trio.Event()
+        self.websocket: WebSocketConnection | None = None
+        self._holding_kicks = False  # inside a batch of the reader task (see `_send_held`)
+        self._kicked = False
 
     def __repr__(self) -> str:
         return f"<Participant {self.name} {self.id}>"
@@ -81,7 +84,7 @@ class Participant:
     # --- output (all no-ops once the connection is gone) ----------------------------------
 
     def respond(self, request_id: int, content: Content) -> None:
-        if self.connected and request_id in self.session.open_requests:
+        if self.connected and self.session.is_open_request(request_id):
             self.session.respond(request_id, content)
             self._kick()
 
@@ -101,6 +104,39 @@ class Participant:
             await self._sent.wait()
 
     def _kick(self) -> None:
+        if self._holding_kicks:
+            self._kicked = True
+        else:
+            self._wakeup.set()
+
+    def _hold_kicks(self) -> None:
+        """The reader task starts on a batch of this participant's packets: what it queues for
+        this participant waits for `_send_held` (kicks from other tasks wake the writer as
+        usual)."""
+        self._holding_kicks = True
+
+    def _send_held(self) -> None:
+        """End of the reader's batch: what it queued goes out from the reader itself when the
+        socket takes it at once (for a small call, the answer then leaves without a switch to
+        the writer task); otherwise the writer sends it. While the writer has work pending,
+        everything is left to it, in order."""
+        self._holding_kicks = False
+        if not self._kicked:
+            return
+        self._kicked = False
+        ws = self.websocket
+        if ws is not None and ws.can_send_nowait and not self._wakeup.is_set():
+            try:
+                packets = self.session.packets_to_send()
+                if packets:
+                    ws.queue_packets(packets)
+                if ws.send_queued_nowait():
+                    if self._sent.statistics().tasks_waiting:
+                        sent, self._sent = self._sent, trio.Event()
+                        sent.set()
+                    return
+            except WebSocketClosed:
+                pass  # the writer meets the same end and stops
         self._wakeup.set()
 
     # --- calls ----------------------------------------------------------------------------
@@ -288,6 +324,7 @@ async def serve_participant(room: Room, token: ParticipantToken, ws: WebSocketCo
     config = room.config
     session = ServerSession(max_message_size=config.max_message_size)
     participant = Participant(room, token, session)
+    participant.websocket = ws
     room.participants[participant.id] = participant
     session.send_room_ready(room.name, room_url, str(uuid.uuid4()))
     session.send_connected(participant.id, participant.attributes)
@@ -314,18 +351,22 @@ async def serve_participant(room: Room, token: ParticipantToken, ws: WebSocketCo
             try:
                 while True:
                     packets = await ws.receive_packets()
+                    participant._hold_kicks()
                     try:
-                        session.receive_packets(packets)
-                    except FramingError as error:
+                        try:
+                            session.receive_packets(packets)
+                        except FramingError as error:
+                            for event in session.events_received():
+                                dispatch(participant, event)
+                            log.warning("closing %r: %s", participant, error)
+                            close_code = 1009 if isinstance(error, MessageTooLarge) else 1002
+                            close_reason = str(error)[:120]
+                            leave(f"protocol error: {error}")
+                            break
                         for event in session.events_received():
                             dispatch(participant, event)
-                        log.warning("closing %r: %s", participant, error)
-                        close_code = 1009 if isinstance(error, MessageTooLarge) else 1002
-                        close_reason = str(error)[:120]
-                        leave(f"protocol error: {error}")
-                        break
-                    for event in session.events_received():
-                        dispatch(participant, event)
+                    finally:
+                        participant._send_held()
                     await _until_inputs_drain(participant)
             except WebSocketClosed as closed:
                 leave(str(closed))
