@@ -69,7 +69,7 @@ class SchemaViolation(InvalidUpdate):
 ChangeKind = Literal["inserted", "deleted", "updated", "text"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DocumentChange:
     """One change to the document, reported after the transaction that made it.
 
@@ -319,24 +319,28 @@ def struct_ranges(update: bytes) -> dict[int, tuple[int, int, bool]] | None:
 
 
 class _EventEmitter:
-    def __init__(self) -> None:
-        self._handlers: dict[str, list[Callable[..., Any]]] = {}
+    # Made on the first `on()`: a document holds one emitter per element, and most never get a handler.
+    _handlers: dict[str, list[Callable[..., Any]]] | None = None
 
     def on(self, event_name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Register a handler for `inserted`, `deleted` or `updated` (decorator form)."""
 
         def register(handler: Callable[..., Any]) -> Callable[..., Any]:
+            if self._handlers is None:
+                self._handlers = {}
             self._handlers.setdefault(event_name, []).append(handler)
             return handler
 
         return register
 
     def off(self, event_name: str, handler: Callable[..., Any]) -> None:
-        handlers = self._handlers.get(event_name, [])
+        handlers = self._handlers.get(event_name, []) if self._handlers else []
         if handler in handlers:
             handlers.remove(handler)
 
     def emit(self, event_name: str, *args: Any) -> None:
+        if not self._handlers:
+            return
         for handler in list(self._handlers.get(event_name, ())):
             handler(*args)
 
@@ -353,7 +357,6 @@ class Element(_EventEmitter):
         attributes: Mapping[str, Any] | None = None,
     ) -> None:
         """`attributes`: the element's attributes when the caller has already read them."""
-        super().__init__()
         self._doc = doc
         self._ytype = ytype
         self._type = element_type
@@ -552,7 +555,6 @@ class TextNode(_EventEmitter):
     """The rich text held by a `text` element: a Yjs delta of runs."""
 
     def __init__(self, doc: "MeshDocument", ytext: XmlText, parent: Element) -> None:
-        super().__init__()
         self._doc = doc
         self._ytext = ytext
         self._parent = parent
@@ -653,7 +655,6 @@ class MeshDocument(_EventEmitter):
         initial_json: Mapping[str, Any] | None = None,
         client_id: int | None = None,
     ) -> None:
-        super().__init__()
         self._schema = schema
         self._ydoc = Doc(client_id=client_id if client_id is not None else new_client_id())
         self._fragment = self._ydoc.get(ROOT_NAME, type=XmlFragment)
