@@ -214,8 +214,10 @@ async def test_create_describe_and_their_errors(server, credentials) -> None:
         with pytest.raises(RoomException) as caught:
             await alice.invoke("sync", "describe", {"path": "missing.notebook"})
         assert caught.value.code == ErrorCode.NOT_FOUND
-        # nothing was left behind by the refused creations
+        # nothing was left behind by the refused creations, on disk or in memory
         assert (await alice.invoke("storage", "exists", {"path": "d.notebook"})).json == {"exists": False}
+        state = server.room(ROOM).toolkit_state("sync", sync_toolkit.SyncState)
+        assert "missing.notebook" not in state._locks and "d.notebook" not in state._locks
         with pytest.raises(RoomException) as caught:
             async with open_document(alice, "missing.notebook", create=False):
                 pass
@@ -350,8 +352,9 @@ async def test_idle_documents_are_bounded(server, credentials, monkeypatch) -> N
     async with connect(server, credentials) as alice:
         for n in range(5):
             await alice.invoke("sync", "create", {"path": f"b{n}.notebook", "json": INITIAL, "schema": SCHEMA_JSON})
-        loaded = server.room(ROOM).toolkit_state("sync", sync_toolkit.SyncState).documents
-        assert sorted(loaded) == ["b3.notebook", "b4.notebook"]
+        state = server.room(ROOM).toolkit_state("sync", sync_toolkit.SyncState)
+        assert sorted(state.documents) == ["b3.notebook", "b4.notebook"]
+        assert sorted(state._locks) == ["b3.notebook", "b4.notebook"]  # nothing kept per path once unloaded
 
 
 async def test_an_update_that_skips_its_clients_earlier_items_is_refused(server, credentials) -> None:

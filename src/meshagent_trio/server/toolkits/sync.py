@@ -254,45 +254,69 @@ class SyncState:
         """The shared document at `path`, loaded or created (`create`, if `may_create`), with
         one more user."""
         lock = self._locks.setdefault(path, trio.Lock())
-        async with lock:
-            document = self.documents.get(path)
-            if document is not None and path in self._idle:
-                del self._idle[path]
-                root = await self.storage_root()
-                if await trio.to_thread.run_sync(_file_signature, root, path) != document.file_signature:
-                    del self.documents[path]
-                    document = None
-            if document is None:
-                document = await self._load(path)
-            if document is not None and must_be_new:
-                if not document.users:
-                    self.documents.pop(path, None)
-                raise RoomException(f"the document {path!r} already exists", code=ErrorCode.ALREADY_EXISTS)
-            if document is None:
-                if not create:
-                    raise RoomException(f"the document {path!r} does not exist", code=ErrorCode.NOT_FOUND)
-                if not may_create:
-                    raise permission_denied(f"the document {path!r} does not exist and you may not create it")
-                document = await self._create(path, schema_json, schema_path, initial_json)
-            self.documents[path] = document
-            document.users += 1
-            return document
+        try:
+            async with lock:
+                document = self.documents.get(path)
+                if document is not None and path in self._idle:
+                    del self._idle[path]
+                    root = await self.storage_root()
+                    if await trio.to_thread.run_sync(_file_signature, root, path) != document.file_signature:
+                        del self.documents[path]
+                        document = None
+                if document is None:
+                    document = await self._load(path)
+                if document is not None and must_be_new:
+                    if not document.users:
+                        self.documents.pop(path, None)
+                    raise RoomException(f"the document {path!r} already exists", code=ErrorCode.ALREADY_EXISTS)
+                if document is None:
+                    if not create:
+                        raise RoomException(f"the document {path!r} does not exist", code=ErrorCode.NOT_FOUND)
+                    if not may_create:
+                        raise permission_denied(f"the document {path!r} does not exist and you may not create it")
+                    document = await self._create(path, schema_json, schema_path, initial_json)
+                self.documents[path] = document
+                document.users += 1
+                return document
+        finally:
+            self._forget_lock(path)  # when this call left nothing loaded (e.g. not found)
 
     async def release(self, document: SharedDocument) -> None:
         document.users -= 1
         if document.users > 0:
             return
+        failure: RoomException | None = None
         with trio.CancelScope(shield=True), trio.move_on_after(FINAL_WRITE_TIMEOUT):
-            await self.persist(document)
+            try:
+                await self.persist(document)
+            except RoomException as error:
+                failure = error
+        if document.dirty:
+            log.error(
+                "the last edits of the document %r could not be saved: %s",
+                document.path,
+                failure.message if failure is not None else f"the write took longer than {FINAL_WRITE_TIMEOUT:.0f} s",
+            )
         if document.users == 0 and self.documents.get(document.path) is document:
-            if document.dirty:  # the final write failed: do not keep a copy that disagrees with the file
-                del self.documents[document.path]
-                return
-            self._idle[document.path] = None
-            while len(self._idle) > IDLE_DOCUMENTS:
-                oldest = next(iter(self._idle))
-                del self._idle[oldest]
-                self.documents.pop(oldest, None)
+            if document.dirty:  # do not keep a copy that disagrees with the file
+                self._unload(document.path)
+            else:
+                self._idle[document.path] = None
+                while len(self._idle) > IDLE_DOCUMENTS:
+                    self._unload(next(iter(self._idle)))
+        if failure is not None:
+            raise failure
+
+    def _unload(self, path: str) -> None:
+        self._idle.pop(path, None)
+        self.documents.pop(path, None)
+        self._forget_lock(path)
+
+    def _forget_lock(self, path: str) -> None:
+        """Drop the per-path lock of a document that is not loaded, unless someone uses it."""
+        lock = self._locks.get(path)
+        if lock is not None and path not in self.documents and not lock.locked() and not lock.statistics().tasks_waiting:
+            del self._locks[path]
 
     async def persist(self, document: SharedDocument) -> None:
         async with document.write_lock:
