@@ -178,8 +178,16 @@ class WebSocketConnection:
                 chunks = [chunk for chunk in chunks if chunk]
             self._outgoing.extend(chunks)
 
-    async def receive_packets(self) -> list[bytes]:
-        """The packets of the next read (at least one). Raises `WebSocketClosed` at the end."""
+    @property
+    def has_output(self) -> bool:
+        """Whether bytes are queued for `flush()` (e.g. a pong `receive_packets(flush=False)`
+        left)."""
+        return bool(self._outgoing) or self._eof_pending
+
+    async def receive_packets(self, *, flush: bool = True) -> list[bytes]:
+        """The packets of the next read (at least one). Raises `WebSocketClosed` at the end.
+        What the protocol answers by itself (pongs) is sent before returning, unless `flush` is
+        False: it then waits for the caller's `flush()` (see `has_output`)."""
         if self._pending:
             packets, self._pending = self._pending, []
             return packets
@@ -206,7 +214,7 @@ class WebSocketConnection:
                     return packets
                 raise self._closed
             self._take_output()  # pongs
-            if self._outgoing or self._eof_pending:
+            if flush and (self._outgoing or self._eof_pending):
                 await self.flush()
             if packets:
                 return packets
@@ -341,17 +349,25 @@ class WebSocketConnection:
         self._eof_pending = False
         return self._send_failed
 
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        """Close handshake: send a close frame, wait (bounded) for the peer's, drop the socket."""
+    async def send_close(self, code: int = 1000, reason: str = "") -> None:
+        """Send a close frame (if none was sent yet) without waiting for the peer's: for when
+        another task is reading and will get it. `close()` then completes the handshake."""
         if self._protocol.state is OPEN:
             self._protocol.send_close(code, reason)
             try:
                 await self.flush()
-                with self._backend.move_on_after(CLOSE_TIMEOUT):
-                    while self._protocol.close_rcvd is None and self._protocol.state is not CLOSED:
-                        await self.receive_packets()
             except WebSocketClosed:
                 pass
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close handshake: send a close frame, wait (bounded) for the peer's, drop the socket."""
+        await self.send_close(code, reason)
+        try:
+            with self._backend.move_on_after(CLOSE_TIMEOUT):
+                while self._protocol.close_rcvd is None and self._protocol.state is not CLOSED:
+                    await self.receive_packets()
+        except WebSocketClosed:
+            pass
         try:
             await self.flush()  # e.g. the reply to the peer's close frame
         except WebSocketClosed:
