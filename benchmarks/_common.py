@@ -291,9 +291,27 @@ def server_process_module(script: Path, server_python: str) -> ModuleType:
     return process
 
 
+#: `--pin` placements: (the server's CPUs, each worker's CPUs), or None: wherever the OS puts them.
+PLACEMENTS: dict[str, tuple[set[int], set[int]] | None] = {
+    "none": None,
+    "one-cpu": ({0}, {0}),
+    "split": ({0}, {1}),
+}
+
+
 def add_client_arguments(parser: argparse.ArgumentParser, clients: dict[str, Client]) -> None:
-    """`--clients` (the columns), and the hidden options a worker subprocess is started with."""
+    """`--clients` (the columns), `--pin`, and the hidden options a worker subprocess is started
+    with."""
     parser.add_argument("--clients", default=",".join(clients), help=f"columns, of: {', '.join(clients)}")
+    parser.add_argument(
+        "--pin",
+        choices=sorted(PLACEMENTS),
+        default="none",
+        help="CPU placement: none (the OS decides, the default), one-cpu (server and client share CPU 0: "
+        "no cross-CPU wake-ups, latency is the sum of both processes' work) or split (server on CPU 0, "
+        "client on CPU 1). Small-call latency on a VM depends on where the OS happens to put the two "
+        "processes; pinning makes rounds comparable",
+    )
     parser.add_argument("--worker", choices=sorted(clients), help=argparse.SUPPRESS)
     parser.add_argument("--api-url", help=argparse.SUPPRESS)
 
@@ -307,12 +325,15 @@ def run_as_worker(args: argparse.Namespace, clients: dict[str, Client]) -> bool:
     return True
 
 
-def run_worker(script: Path, client_key: str, python: str, server: LocalServerProcess, argv: list[str]) -> tuple[dict | None, str]:
+def run_worker(
+    script: Path, client_key: str, python: str, server: LocalServerProcess, argv: list[str], cpus: set[int] | None = None
+) -> tuple[dict | None, str]:
     command = [python, str(script), "--worker", client_key, "--api-url", server.api_url, *argv]
     env = {**os.environ, "MESHAGENT_API_KEY": server.api_key}
     env["PYTHONPATH"] = os.pathsep.join([str(SRC)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []))
+    pin = None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
     try:
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=WORKER_TIMEOUT)
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=WORKER_TIMEOUT, preexec_fn=pin)
     except subprocess.TimeoutExpired:
         return None, f"timed out after {WORKER_TIMEOUT:.0f} s"
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -336,8 +357,12 @@ def run_clients(script: Path, args: argparse.Namespace, clients: dict[str, Clien
         raise
     columns: list[Column] = []
     failed = False
+    placement = PLACEMENTS[getattr(args, "pin", "none")]
     try:
-        print(f"server: meshagent-trio local server, subprocess on 127.0.0.1:{server.port} ({python_for_server})")
+        if placement is not None:
+            _pin_process(server.process.pid, placement[0], also_needed=placement[1])
+        where = "" if placement is None else f", pinned to CPU {','.join(map(str, sorted(placement[0])))}"
+        print(f"server: meshagent-trio local server, subprocess on 127.0.0.1:{server.port} ({python_for_server}){where}")
         for key in [k.strip() for k in args.clients.split(",") if k.strip()]:
             client = clients[key]
             python, why = client.find_python()
@@ -345,14 +370,24 @@ def run_clients(script: Path, args: argparse.Namespace, clients: dict[str, Clien
                 columns.append((client.name, None, why))
                 continue
             version = subprocess.run([python, "-c", "import platform; print(platform.python_version())"], capture_output=True, text=True).stdout.strip()
-            print(f"client: {client.name}, subprocess ({python}, Python {version})")
-            result, why = run_worker(script, key, python, server, worker_argv)
+            where = "" if placement is None else f", pinned to CPU {','.join(map(str, sorted(placement[1])))}"
+            print(f"client: {client.name}, subprocess ({python}, Python {version}){where}")
+            result, why = run_worker(script, key, python, server, worker_argv, None if placement is None else placement[1])
             failed |= result is None
             columns.append((client.name, result, why))
     finally:
         server.close()
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}")
     return columns, failed
+
+
+def _pin_process(pid: int, cpus: set[int], also_needed: set[int] = frozenset()) -> None:
+    """Pin every thread of `pid` (threads it starts later inherit the placement)."""
+    missing = (cpus | also_needed) - os.sched_getaffinity(0)
+    if missing:
+        raise SystemExit(f"--pin needs CPU {','.join(map(str, sorted(missing)))}, which this process may not use")
+    for thread in os.listdir(f"/proc/{pid}/task"):
+        os.sched_setaffinity(int(thread), cpus)
 
 
 # --- the table --------------------------------------------------------------------------------

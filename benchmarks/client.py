@@ -21,12 +21,16 @@ Our column uses the `room.storage` / `room.messaging` sub-client methods where t
 the raw protocol through `room.invoke` / `room.stream_call` (ROOM_APIS §14.2-14.3, §11); the
 table's footer says which. Targets: concurrent throughput >= 2x official, p50 latency <= 0.7x.
 
-    python benchmarks/client.py [--sequential N] [--concurrent M] [--size-mb S] [--messages K] [--window W] [--clients ours,official] [--rounds R]
+    python benchmarks/client.py [--sequential N] [--concurrent M] [--size-mb S] [--messages K] [--window W] [--clients ours,official] [--rounds R] [--pin none|one-cpu|split]
 
 On a shared or noisy machine use `--rounds R`: the whole comparison (a fresh server, our worker,
 then the official one) runs R times; each cell is the median over the rounds, and each ratio is
 the median of the R ratios, each taken within one round (both clients measured minutes apart at
 most, against the same server). The per-round ratios of the target rows are printed below.
+
+Small-call latency depends on where the OS puts the server and the client: on a VM whose idle
+virtual CPUs halt, a call across two CPUs pays two wake-ups, which vary from run to run, while
+on one CPU it pays none. `--pin one-cpu` or `--pin split` fixes the placement (for both columns).
 
 Our worker runs under our server's interpreter unless `MESHAGENT_CLIENT_PYTHON` names another
 one (with our dependencies), e.g. a Python 3.13 one, to compare both clients on one interpreter.

@@ -36,6 +36,10 @@ from .websocket import WebSocketClosed, WebSocketConnection, connect_websocket
 EAGER_WRITE_BATCH = 32
 
 
+#: How long leaving waits for a caller reading its answer to get the server's close frame before
+#: the socket is dropped under it.
+CALLER_CLOSE_TIMEOUT = 1.0
+
 #: `RoomConnection._socket_reader` while the reader task reads.
 _READER_TASK = "reader task"
 
@@ -396,8 +400,12 @@ class RoomConnection:
         if self._socket_reader is not None:
             self._caller_done_reading = self.backend.Event()
             await self.websocket.send_close(*self._close_frame)
-            if self._socket_reader is not None:
-                await self._caller_done_reading.wait()
+            with self.backend.move_on_after(CALLER_CLOSE_TIMEOUT):
+                if self._socket_reader is not None:
+                    await self._caller_done_reading.wait()
+            if self._socket_reader is not None:  # no close frame came: end its read
+                await self.websocket.abort()
+                return
         await self.websocket.close(*self._close_frame)
 
     def _closed(self, reason: str) -> None:
