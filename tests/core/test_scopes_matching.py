@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meshagent_core.tokens import (
@@ -491,6 +491,46 @@ def test_legacy_paths_conversion() -> None:
     assert legacy_storage_rules([]) == []
     with pytest.raises(ValueError):
         StorageGrant(paths=[StoragePathGrant(path="a/../b")]).file_policy()
+
+
+def test_legacy_policy_follows_the_grant_and_cannot_be_changed_from_outside() -> None:
+    """Checks share one policy per list of legacy prefixes: it must follow changes to the
+    grant's prefixes, and what `file_policy()` hands out is not that shared policy."""
+    grant = StorageGrant(paths=[StoragePathGrant(path="a", read_only=True)])
+    assert grant.can_read("a/x") and not grant.can_write("a/x") and not grant.can_read("b")
+    grant.paths[0].read_only = False
+    assert grant.can_write("a/x")
+    grant.paths.append(StoragePathGrant(path="b"))
+    assert grant.can_read("b") and grant.can_list_directory("b")
+    grant.paths = None
+    assert grant.can_write("anything")
+    handed_out = StorageGrant().file_policy()
+    handed_out.paths.clear()
+    assert StorageGrant().can_read("x") and StorageGrant().file_policy().paths
+
+
+def reference_is_valid_file_path(path: str) -> bool:
+    """TOKENS §7.3 spelled out, segment by segment and character by character."""
+    if path == "":
+        return True
+    if any(c == "\\" or ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in path):
+        return False
+    return all(
+        part not in ("", ".", "..", ".meshagent-directory") and not part.startswith(".meshagent-upload-")
+        for part in path.split("/")
+    )
+
+
+@settings(max_examples=1000)
+@given(
+    path=st.lists(
+        st.sampled_from(["a", ".", "..", "/", "x.txt", ".a", "a.", ".meshagent-directory", ".meshagent-upload-", "\\", "\x00", "\x85", "é"]),
+        max_size=6,
+    ).map("".join)
+    | st.text(max_size=8)
+)
+def test_is_valid_file_path_matches_its_definition(path: str) -> None:
+    assert is_valid_file_path(path) is reference_is_valid_file_path(path)
 
 
 def test_explicit_files_policy_wins_and_may_presign() -> None:

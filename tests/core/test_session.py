@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from meshagent_core import (
@@ -23,7 +24,10 @@ from meshagent_core import (
     encode_message,
     pack_message,
 )
+from meshagent_core import messages as m
+from meshagent_core.envelope import unpack_message
 from meshagent_core.session import events as ev
+from meshagent_core.session.base import decode_arguments
 
 VECTORS = json.loads((Path(__file__).parent.parent / "vectors" / "wire_vectors.json").read_text())
 
@@ -246,6 +250,60 @@ def test_malformed_invoke_is_answered_with_an_error() -> None:
     (answer,) = client.events_received()
     assert isinstance(answer.content, ErrorContent) and answer.content.code == 1002
     assert "tool" in answer.content.text
+
+
+def general_invoke_outcome(data: bytes) -> tuple[object, ...]:
+    """How an invoke_tool envelope decodes on the general path (a dict header, then
+    `decode_arguments`), which the server's one-pass decoding must agree with."""
+    try:
+        header, payload = unpack_message(data)
+        invoke = msgspec.convert(header, type=m.InvokeTool)
+        arguments = decode_arguments(invoke.arguments, payload)
+    except (EnvelopeError, msgspec.ValidationError) as error:
+        return ("refused", str(error) if isinstance(error, EnvelopeError) else str(EnvelopeError(str(error))))
+    return ("invoked", invoke.toolkit, invoke.tool, arguments, invoke.tool_call_id, invoke.participant_id, invoke.on_behalf_of_id)
+
+
+def server_invoke_outcome(data: bytes) -> tuple[object, ...]:
+    _, server = ready_pair()
+    server.receive_packets(encode_message(7, "room.invoke_tool", data))
+    (event,) = server.events_received()
+    if isinstance(event, ev.MalformedMessage):
+        return ("refused", str(event.error))
+    return ("invoked", event.toolkit, event.tool, event.arguments, event.tool_call_id, event.participant_id, event.on_behalf_of_id)
+
+
+INVOKE_ARGUMENTS = [
+    b'{"type":"json","json":{"path":"a"}}',
+    b'{"json":{"path":"a"},"type":"json"}',
+    b'{"path":"a"}',
+    b'{}',
+    b'{"type":"custom","x":1}',
+    b'{"type":"json"}',
+    b'{"type":"json","json":1,"json":2}',
+    b'{"type":"json","json":1,"type":"text","text":"a"}',
+    b'{"type":"text","text":5}',
+    b'{"type":"file","name":"a.txt","mime_type":"text/plain"}',
+    b'{"type":"binary","headers":{"kind":"start"}}',
+    b'{"type":"binary","headers":[1]}',
+    b'{"type":"control","method":"open"}',
+    b'{"type":"control","method":"close","status_code":"1007","message":3}',
+    b'{"type":"error","text":"x","code":true}',
+    b'{"type":"json","json":NaN}',
+    b'{"type":"text","text":"\\ud800"}',
+    b'[1]',
+    b'"text"',
+    b'null',
+]
+
+
+@pytest.mark.parametrize("payload", [b"", b"bytes"])
+@pytest.mark.parametrize("arguments", INVOKE_ARGUMENTS)
+def test_invoke_arguments_decode_as_on_the_general_path(arguments: bytes, payload: bytes) -> None:
+    header = b'{"toolkit":"tk","tool":"t","participant_id":null,"on_behalf_of_id":"o","arguments":' + arguments
+    header += b',"tool_call_id":"c","__meshagent__":{"v":1,"otel":{}}}'
+    data = len(header).to_bytes(8, "big") + header + payload
+    assert server_invoke_outcome(data) == general_invoke_outcome(data)
 
 
 def test_undecodable_request_is_answered_with_an_error() -> None:

@@ -4,6 +4,7 @@ path safety (traversal, reserved names, planted symlinks), grants, atomic upload
 from __future__ import annotations
 
 import os
+import stat as stat_module
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator
@@ -17,6 +18,7 @@ from meshagent_core import BinaryContent, ControlContent, EmptyContent, ErrorCon
 from meshagent_core.session.events import FileDeleted, FileMoved, FileUpdated
 from meshagent_core.tokens import ApiScope, FilePathRule, FilesPolicy, MessagingGrant, StorageGrant, StoragePathGrant
 from meshagent_trio.connection import RoomConnection
+from meshagent_trio.server.toolkits import storage as storage_toolkit
 from meshagent_trio.server.toolkits.storage import PULL_CHUNK_SIZE, canonical_path, locate
 
 from roomtest import mint, room_url
@@ -393,6 +395,58 @@ def test_no_path_resolves_outside_the_storage(planted_tree, prefix: str, segment
     if path:  # what delete/move act on: the (unfollowed) last segment inside a contained folder
         parent = os.path.realpath(location.parent)
         assert parent == str(root) or parent.startswith(str(root) + os.sep), (raw, parent)
+
+
+def reference_lookup(root: Path, path: str) -> tuple[Path, os.stat_result | None]:
+    """What `_lookup` must answer, spelled out: `locate`, then a stat that follows links."""
+    location = locate(root, path)
+    try:
+        info = os.stat(location)
+    except (FileNotFoundError, NotADirectoryError):
+        return location, None
+    except OSError as error:
+        raise storage_toolkit._os_error(error, path) from None
+    if not (stat_module.S_ISREG(info.st_mode) or stat_module.S_ISDIR(info.st_mode)):
+        return location, None
+    return location, info
+
+
+def lookup_outcome(lookup: Any, root: Path, path: str) -> tuple[Any, ...]:
+    try:
+        location, info = lookup(root, path)
+    except RoomException as error:
+        return ("error", error.code, error.message)
+    return ("found", str(location), None if info is None else (info.st_dev, info.st_ino, info.st_mode))
+
+
+@pytest.fixture(scope="module")
+def lookup_tree(planted_tree) -> Path:
+    root, outside = planted_tree
+    base = root.parent / "lookup"
+    (base / "d" / "e").mkdir(parents=True)
+    (base / "d" / "f").write_bytes(b"x")
+    (base / "f").write_bytes(b"x")
+    os.mkfifo(base / "pipe")
+    os.symlink(base / "f", base / "d" / "to_f")  # a file link inside
+    os.symlink(base / "d", base / "to_d")  # a folder link inside
+    os.symlink(base / "pipe", base / "to_pipe")
+    os.symlink(outside, base / "out")
+    os.symlink("../f", base / "d" / "up_f")
+    os.symlink("../../outside", base / "d" / "esc")
+    os.symlink("nothing", base / "dangling")
+    os.symlink("loop", base / "loop")
+    return Path(os.path.realpath(base))
+
+
+@settings(max_examples=400, deadline=None)
+@given(segments=st.lists(st.sampled_from(["d", "e", "f", "pipe", "to_f", "to_d", "to_pipe", "out", "up_f", "esc", "dangling", "loop", "missing"]), max_size=4))
+def test_lookup_takes_fewer_system_calls_to_the_same_answer(lookup_tree, segments: list[str]) -> None:
+    """`_lookup` stops at a missing folder and lets one lstat stand for the last segment's stat;
+    it must answer exactly as `locate` and a following stat do: same location, same file (or
+    none), same errors."""
+    path = "/".join(segments)
+    expected = lookup_outcome(reference_lookup, lookup_tree, path)
+    assert lookup_outcome(storage_toolkit._lookup, lookup_tree, path) == expected
 
 
 # --- grants ----------------------------------------------------------------------------------

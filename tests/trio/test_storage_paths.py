@@ -1,5 +1,6 @@
 """The local server's storage path resolution: `_resolve_below` (one lstat per segment below the
-storage root, used for every request) resolves exactly as `os.path.realpath`, links included."""
+storage root, used for every request) resolves exactly as `os.path.realpath`, links included,
+and says when a segment on the way is missing."""
 
 from __future__ import annotations
 
@@ -47,4 +48,7 @@ def test_resolve_below_is_realpath(tree: dict[str, tuple[str, str]], path: str) 
         os.makedirs(root)
         os.makedirs(os.path.join(top, "outside"))
         _build(root, tree)
-        assert _resolve_below(root, path) == os.path.realpath(os.path.join(root, path))
+        resolved, missing = _resolve_below(root, path)
+        assert resolved == os.path.realpath(os.path.join(root, path))
+        if missing:  # a segment on the way does not exist: neither does anything below it
+            assert not os.path.lexists(resolved)

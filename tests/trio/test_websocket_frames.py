@@ -95,6 +95,21 @@ def test_client_masks_are_fresh_per_frame() -> None:
     assert len(keys) > 45  # 50 random 32-bit keys: a repeat or two at most
 
 
+def test_client_masks_stay_fresh_across_pool_refills_and_large_batches() -> None:
+    client, server = _open_pair()
+    ours = _ours(client)
+    keys: list[bytes] = []
+    for batch in (700, 700, 3000, 1):  # the second batch spans a refill; the third is larger than a pool
+        ours.queue_packets([b"\x00" * 10] * batch)
+        keys.extend(frame[2:6] for frame in ours._outgoing[0::2])  # short header: 2 bytes, then the key
+        sender_bytes = b"".join(ours._outgoing)
+        ours._outgoing.clear()
+        server.receive_data(sender_bytes)
+        assert [event.data for event in server.events_received()] == [b"\x00" * 10] * batch
+    assert len(keys) == 4401
+    assert len(set(keys)) > 4390  # 4,401 random 32-bit keys: a repeat or two at most
+
+
 def test_fragmented_message_is_handed_to_the_protocol_and_delivered_whole() -> None:
     client, server = _open_pair()
     ours = _ours(server)

@@ -41,7 +41,12 @@ from .backend import Backend, ByteStream
 #: Largest WebSocket message accepted. Room packets are at most 1036 bytes; the rest is room
 #: for long message type strings.
 MAX_WEBSOCKET_MESSAGE = 64 * 1024
-READ_SIZE = 256 * 1024
+#: Bytes asked for per socket read. Below glibc malloc's default mmap threshold (128 KiB): a
+#: larger read buffer, shrunk to what arrived, can cost mmap, mremap, munmap and page faults
+#: on every read, for the life of the process (measured on the server, 3 system calls a call).
+READ_SIZE = 64 * 1024
+#: Client frame masks drawn from the OS at a time (one `getrandom` per 1,024 frames).
+MASK_POOL_SIZE = 4096
 CLOSE_TIMEOUT = 5.0
 
 _FIN_BINARY = 0x82  # first byte of an unfragmented binary frame without reserved bits
@@ -92,6 +97,8 @@ class WebSocketConnection:
         self._parse_here = False  # incoming frames are parsed by `_parse_frames`
         self._frame_here = False  # outgoing packets are framed by `_frame_packets`
         self._input_rest = b""  # the start of an incomplete frame, for `_parse_frames`
+        self._mask_pool = b""
+        self._mask_used = 0
         self._mask_input = _MASKED if isinstance(protocol, ServerProtocol) else 0
         self._max_input = protocol.max_message_size if protocol.max_message_size is not None else 1 << 63
 
@@ -138,7 +145,7 @@ class WebSocketConnection:
                     out.append(_HEAD_64.pack(_FIN_BINARY, 127, size))
                 out.append(packet)
             return
-        keys = os.urandom(4 * len(packets))
+        keys = self._masks(len(packets))
         for index, packet in enumerate(packets):
             size = len(packet)
             key = keys[4 * index : 4 * index + 4]
@@ -149,6 +156,17 @@ class WebSocketConnection:
             else:
                 out.append(_HEAD_64.pack(_FIN_BINARY, _MASKED | 127, size) + key)
             out.append(apply_mask(packet, key))
+
+    def _masks(self, count: int) -> bytes:
+        """`count` fresh 4-byte masking keys, from a pool of OS random bytes (RFC 6455 §5.3 asks
+        for unpredictable keys, not for a system call per frame)."""
+        needed = 4 * count
+        if needed > len(self._mask_pool) - self._mask_used:
+            self._mask_pool = os.urandom(max(MASK_POOL_SIZE, needed))
+            self._mask_used = 0
+        start = self._mask_used
+        self._mask_used = start + needed
+        return self._mask_pool[start : start + needed]
 
     def send_queued_nowait(self) -> bool:
         """Hand the stream as much of the queue as it takes without waiting; True when nothing

@@ -7,7 +7,7 @@ from typing import Any, Iterable, Mapping
 
 import msgspec
 
-from ..content import Content, content_from_header, is_content_header
+from ..content import Content, JsonContent, content_from_header, is_content_header
 from ..envelope import JsonStyle, pack_message, unpack_message
 from ..errors import ConnectionLost, EnvelopeError, ErrorCode, FramingError, LocalProtocolError
 from ..framing import DEFAULT_MAX_MESSAGE_SIZE, Message, PacketReader, PacketWriter
@@ -155,8 +155,6 @@ def decode_chunk_message(data: bytes) -> tuple[ToolCallChunk, Content | dict[str
 
 def decode_arguments(arguments: Any, payload: bytes) -> Content:
     """Tool arguments: a content header, or (legacy) a plain object taken as JSON input."""
-    from ..content import JsonContent
-
     if is_content_header(arguments):
         return content_from_header(arguments, payload)
     if isinstance(arguments, dict) and "type" not in arguments:

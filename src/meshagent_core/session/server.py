@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 import msgspec
 
-from ..content import Content, ControlContent, ErrorContent, to_content, unpack_content
+from ..content import Content, ContentHeader, ControlContent, ErrorContent, _with_payload, to_content, unpack_content
 from ..envelope import split_message, unpack_message
 from ..errors import ConnectionLost, EnvelopeError, ErrorCode, LocalProtocolError, RemoteProtocolError, RoomException
 from ..framing import Message
@@ -33,6 +33,22 @@ from .events import (
 
 
 _invoke_decoder = msgspec.json.Decoder(m.InvokeTool)
+
+
+class _ContentInvoke(msgspec.Struct):
+    """`InvokeTool` with its `arguments` decoded as a content header in the same pass (what
+    clients send today). Whatever does not decode this way takes the general path, which
+    decides exactly as before."""
+
+    toolkit: str
+    tool: str
+    participant_id: str | None
+    on_behalf_of_id: str | None
+    arguments: ContentHeader
+    tool_call_id: str
+
+
+_content_invoke_decoder = msgspec.json.Decoder(_ContentInvoke)
 
 
 @dataclass(slots=True)
@@ -176,13 +192,17 @@ class ServerSession(Session):
         try:
             header_bytes, payload = split_message(message.data)
             try:
-                invoke = _invoke_decoder.decode(header_bytes)
+                invoke = _content_invoke_decoder.decode(header_bytes)
+                arguments = _with_payload(invoke.arguments, payload)
             except msgspec.DecodeError:
-                # What strict JSON refuses (NaN, lone surrogates) or what does not fit: the
-                # general path accepts the former and names the problem of the latter.
-                header, payload = unpack_message(message.data)
-                invoke = msgspec.convert(header, type=m.InvokeTool)
-            arguments = decode_arguments(invoke.arguments, payload)
+                try:
+                    invoke = _invoke_decoder.decode(header_bytes)
+                except msgspec.DecodeError:
+                    # What strict JSON refuses (NaN, lone surrogates) or what does not fit: the
+                    # general path accepts the former and names the problem of the latter.
+                    header, payload = unpack_message(message.data)
+                    invoke = msgspec.convert(header, type=m.InvokeTool)
+                arguments = decode_arguments(invoke.arguments, payload)
         except (EnvelopeError, msgspec.ValidationError) as error:
             self._refuse(message, error if isinstance(error, EnvelopeError) else EnvelopeError(str(error)))
             return

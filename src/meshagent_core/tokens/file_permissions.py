@@ -36,6 +36,9 @@ def is_valid_file_path(path: str) -> bool:
         return False
     if path == "":
         return True
+    if path[0] != "." and "/." not in path:
+        # Every forbidden segment but the empty one starts with ".", and none does here.
+        return "//" not in path and not path.endswith("/")
     return not any(
         part in _FORBIDDEN_SEGMENTS or part.startswith(".meshagent-upload-")
         for part in path.split("/")
@@ -96,14 +99,18 @@ class FilePathRule(FrozenGrantModel, frozen=True, forbid_unknown_fields=True):
         non-canonical `path`.
         """
         validate_file_path(path)
+        return self._allows_valid(action, path, subtree)
+
+    def _allows_valid(self, action: FileAction, path: str, subtree: bool) -> bool:
+        """`allows` for a `path` already known to be canonical."""
         if action not in self.actions or (subtree and not self.recursive):
             return False
         if path != self.path and not (self.recursive and _inside(self.path, path)):
             return False
-        return not any(
-            path == excluded or _inside(excluded, path) or (subtree and _inside(path, excluded))
-            for excluded in self.excluded_paths
-        )
+        for excluded in self.excluded_paths:
+            if path == excluded or _inside(excluded, path) or (subtree and _inside(path, excluded)):
+                return False
+        return True
 
 
 _RuleList = Annotated[list[FilePathRule], msgspec.Meta(max_length=MAX_POLICY_ENTRIES)]
@@ -121,14 +128,25 @@ class FilesPolicy(FrozenGrantModel, frozen=True, forbid_unknown_fields=True):
     def allows(self, action: FileAction, path: str, *, subtree: bool = False) -> bool:
         """Whether any rule allows `action` on the canonical `path` (`ValueError` if invalid)."""
         validate_file_path(path)
-        return any(rule.allows(action, path, subtree=subtree) for rule in self.paths)
+        return self._allows_valid(action, path, subtree)
+
+    def _allows_valid(self, action: FileAction, path: str, subtree: bool) -> bool:
+        """`allows` for a `path` already known to be canonical."""
+        for rule in self.paths:
+            if rule._allows_valid(action, path, subtree):
+                return True
+        return False
 
     def can_list_directory(self, path: str) -> bool:
         """`list` is allowed on `path`, or some rule that may list its own path lies inside it
         (so the parents of a granted folder, up to the root, are listable)."""
         validate_file_path(path)
-        return self.allows("list", path) or any(
-            rule.allows("list", rule.path) and _inside(path, rule.path) for rule in self.paths
+        return self._can_list_directory_valid(path)
+
+    def _can_list_directory_valid(self, path: str) -> bool:
+        """`can_list_directory` for a `path` already known to be canonical."""
+        return self._allows_valid("list", path, False) or any(
+            rule._allows_valid("list", rule.path, False) and _inside(path, rule.path) for rule in self.paths
         )
 
 

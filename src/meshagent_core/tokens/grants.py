@@ -6,6 +6,7 @@ shadowed, so list types are spelled through the module-level aliases below.
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import msgspec
@@ -366,11 +367,19 @@ class StorageGrant(GrantModel):
         legacy = None if self.paths is None else ((p.path, p.read_only) for p in self.paths)
         return FilesPolicy(paths=legacy_storage_rules(legacy))
 
+    def _checked_policy(self) -> FilesPolicy:
+        """`file_policy()` for the checks below: a legacy policy is built once per distinct
+        list of prefixes and shared, so it never leaves this class (`file_policy()` hands out
+        a fresh one)."""
+        if self.files is not None:
+            return self.files
+        return _legacy_policy(None if self.paths is None else tuple((p.path, p.read_only) for p in self.paths))
+
     def allows(self, action: FileAction, path: str, *, subtree: bool = False) -> bool:
         """Whether `action` is allowed on the request `path` (normalised first). An invalid
         path, or an invalid legacy policy, denies."""
         try:
-            return self.file_policy().allows(action, storage_request_path(path), subtree=subtree)
+            return self._checked_policy()._allows_valid(action, storage_request_path(path), subtree)
         except ValueError:
             return False
 
@@ -393,13 +402,18 @@ class StorageGrant(GrantModel):
     def can_list_directory(self, path: str) -> bool:
         """`path` is listable, or is a parent of a listable granted folder."""
         try:
-            return self.file_policy().can_list_directory(storage_request_path(path))
+            return self._checked_policy()._can_list_directory_valid(storage_request_path(path))
         except ValueError:
             return False
 
     def can_presign(self, path: str) -> bool:
         """`presign` on `path` (only ever granted by an explicit `files` policy)."""
         return self.allows("presign", path)
+
+
+@functools.lru_cache(maxsize=256)
+def _legacy_policy(prefixes: tuple[tuple[str, bool], ...] | None) -> FilesPolicy:
+    return FilesPolicy(paths=legacy_storage_rules(prefixes))
 
 
 class ContainerRegistryGrant(GrantModel):

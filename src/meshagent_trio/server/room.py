@@ -367,7 +367,8 @@ async def serve_participant(room: Room, token: ParticipantToken, ws: WebSocketCo
                             dispatch(participant, event)
                     finally:
                         participant._send_held()
-                    await _until_inputs_drain(participant)
+                    if participant.calls:
+                        await _until_inputs_drain(participant)
             except WebSocketClosed as closed:
                 leave(str(closed))
             finally:

@@ -80,7 +80,7 @@ import stat as stat_module
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Callable, TypeVar
 
 import msgspec
 import trio
@@ -190,7 +190,10 @@ def canonical_path(raw: str) -> str:
             f"invalid storage path {_show(raw)}: paths are relative to the room storage and may not contain "
             "'..', empty segments, backslashes, control characters or reserved names (.meshagent-*)"
         ) from None
-    if len(encoded) > MAX_PATH_BYTES or any(len(part.encode("utf-8")) > MAX_NAME_BYTES for part in path.split("/")):
+    if len(encoded) > MAX_PATH_BYTES or (
+        len(encoded) > MAX_NAME_BYTES  # else no name in it can be too long
+        and any(len(part.encode("utf-8")) > MAX_NAME_BYTES for part in path.split("/"))
+    ):
         raise _invalid_path(f"invalid storage path {_show(raw)}: too long")
     return path
 
@@ -210,7 +213,7 @@ def locate(root: Path, path: str) -> Path:
         return root
     root_text = str(root)
     parent, _, name = path.rpartition("/")
-    real_parent = _resolve_below(root_text, parent) if parent else root_text
+    real_parent = _resolve_below(root_text, parent)[0] if parent else root_text
     if not _inside(root_text, real_parent):
         raise _escapes(path)
     candidate = os.path.join(real_parent, name)
@@ -219,38 +222,66 @@ def locate(root: Path, path: str) -> Path:
     return Path(candidate)
 
 
-def _resolve_below(root_text: str, relative: str) -> str:
+def _resolve_below(root_text: str, relative: str) -> tuple[str, bool]:
     """`os.path.realpath(root/relative)` for a real `root_text` and a canonical `relative` (no
     `..`, no empty segments), with one `lstat` per existing segment instead of realpath's walk
-    from `/`: only what lies below the root can be a link. A link hands over to realpath."""
+    from `/`: only what lies below the root can be a link. A link hands over to realpath.
+    The flag is True when a segment does not exist (so nothing below it does either)."""
     current = root_text
     parts = relative.split("/")
     for index, part in enumerate(parts):
         candidate = os.path.join(current, part)
         try:
             mode = os.lstat(candidate).st_mode
-        except OSError:
+        except OSError as error:
             # Missing (or unreadable): nothing further down can be a link to follow.
-            return os.path.join(candidate, *parts[index + 1 :])
+            return os.path.join(candidate, *parts[index + 1 :]), isinstance(error, FileNotFoundError)
         if stat_module.S_ISLNK(mode):
-            return os.path.realpath(os.path.join(root_text, relative))
+            return os.path.realpath(os.path.join(root_text, relative)), False
         current = candidate
-    return current
+    return current, False
 
 
 def _lookup(root: Path, path: str) -> tuple[Path, os.stat_result | None]:
     """The location of `path` and its stat (links followed), None when absent or not a regular
     file or folder."""
-    location = locate(root, path)
-    try:
-        info = os.stat(location)
-    except (FileNotFoundError, NotADirectoryError):
-        return location, None
-    except OSError as error:
-        raise _os_error(error, path) from None
-    if not (stat_module.S_ISREG(info.st_mode) or stat_module.S_ISDIR(info.st_mode)):
+    location, info = _lookup_text(str(root), path)
+    return Path(location), info
+
+
+def _lookup_text(root_text: str, path: str) -> tuple[str, os.stat_result | None]:
+    """`_lookup` for a root given as text: the checks of `locate` and then a stat, with fewer
+    system calls. Below a missing folder nothing exists, so the walk stops there; for the last
+    segment one `lstat` serves both as the link check and, unless it is a link, as its stat."""
+    if path == "":
+        location = root_text
+        info = _stat_or_none(os.stat, location, path)
+    else:
+        parent, _, name = path.rpartition("/")
+        real_parent, parent_missing = _resolve_below(root_text, parent) if parent else (root_text, False)
+        if not _inside(root_text, real_parent):
+            raise _escapes(path)
+        location = os.path.join(real_parent, name)
+        if parent_missing:
+            return location, None
+        info = _stat_or_none(os.lstat, location, path)
+        if info is not None and stat_module.S_ISLNK(info.st_mode):
+            if not _inside(root_text, os.path.realpath(location)):
+                raise _escapes(path)
+            info = _stat_or_none(os.stat, location, path)
+    if info is None or not (stat_module.S_ISREG(info.st_mode) or stat_module.S_ISDIR(info.st_mode)):
         return location, None
     return location, info
+
+
+def _stat_or_none(stat: Callable[[str], os.stat_result], location: str, path: str) -> os.stat_result | None:
+    """`stat(location)` (`os.stat` or `os.lstat`); None when there is nothing there."""
+    try:
+        return stat(location)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as error:
+        raise _os_error(error, path) from None
 
 
 def _timestamp(value: float) -> datetime:
@@ -399,7 +430,7 @@ def _exists_answer(root: Path, call: ToolCall) -> Content:
     grant = _grant(call)
     path = canonical_path(call.json_arguments(PathInput).path)
     _require(_can_see(grant, path), "read", path)
-    _, info = _lookup(root, path)
+    _, info = _lookup_text(str(root), path)
     return _json(ExistsOutput(exists=info is not None))
 
 
@@ -407,7 +438,7 @@ def _stat_answer(root: Path, call: ToolCall) -> Content:
     grant = _grant(call)
     path = canonical_path(call.json_arguments(PathInput).path)
     _require(_can_see(grant, path), "read", path)
-    _, info = _lookup(root, path)
+    _, info = _lookup_text(str(root), path)
     if info is None:
         return _json(StatOutput(exists=False))
     entry = _entry(path.rpartition("/")[2], info)
