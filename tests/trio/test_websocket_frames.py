@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
-from websockets.protocol import CLOSED, OPEN, Protocol
+from websockets.protocol import OPEN, Protocol
 from websockets.server import ServerProtocol
 from websockets.uri import parse_uri
 

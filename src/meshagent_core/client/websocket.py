@@ -31,7 +31,6 @@ from typing import Sequence
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidStatus
 from websockets.frames import Frame, Opcode, apply_mask
-from websockets.http11 import Response
 from websockets.protocol import CLOSED, OPEN, Protocol
 from websockets.server import ServerProtocol
 from websockets.uri import parse_uri
