@@ -49,6 +49,9 @@ class JsonStyle(enum.Enum):
     PYTHON = "python"
 
 
+_PYTHON_STYLE = JsonStyle.PYTHON  # a global lookup instead of an enum attribute one, per message
+
+
 def encode_header(
     header: Mapping[str, Any] | msgspec.Struct,
     *,
@@ -61,8 +64,12 @@ def encode_header(
     what JSON cannot carry as UTF-8 (a lone surrogate) falls back to PYTHON style's escapes;
     NaN and infinities become `null` (the official client writes bare `NaN`, which is not JSON).
     """
-    if style is JsonStyle.PYTHON:
+    if style is _PYTHON_STYLE:
         return _encode_header_python(header, trace)
+    return _encode_header_compact(header, trace)
+
+
+def _encode_header_compact(header: Mapping[str, Any] | msgspec.Struct, trace: Mapping[str, str] | None) -> bytes:
     if isinstance(header, dict) and META_KEY in header:
         header = {k: v for k, v in header.items() if k != META_KEY}
     try:
@@ -112,7 +119,10 @@ def pack_message(
     style: JsonStyle = JsonStyle.COMPACT,
 ) -> bytes:
     """Envelope bytes for `header` and `payload` (None is the same as no payload)."""
-    header_bytes = encode_header(header, trace=trace, style=style)
+    if style is _PYTHON_STYLE:
+        header_bytes = _encode_header_python(header, trace)
+    else:
+        header_bytes = _encode_header_compact(header, trace)
     if payload:
         return b"".join((_U64.pack(len(header_bytes)), header_bytes, payload))
     return _U64.pack(len(header_bytes)) + header_bytes

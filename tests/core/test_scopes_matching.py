@@ -470,6 +470,25 @@ def test_storage_matrix_matches_official(grant_name: str) -> None:
     assert {path: storage_flags(grant, path) for path in PATHS} == expected
 
 
+@pytest.mark.parametrize("grant_name", list(STORAGE_GRANTS))
+def test_canonical_path_checks_answer_as_the_normalising_ones(grant_name: str) -> None:
+    grant = STORAGE_GRANTS[grant_name]
+    canonical_paths = {storage_request_path(path) for path in PATHS if _is_request_path(path)}
+    assert len(canonical_paths) > 10
+    for path in canonical_paths:
+        for action in ("list", "read", "write", "delete", "presign"):
+            assert grant.allows_canonical(action, path) == grant.allows(action, path), (action, path)
+        assert grant.can_list_directory_canonical(path) == grant.can_list_directory(path), path
+
+
+def _is_request_path(path: str) -> bool:
+    try:
+        storage_request_path(path)
+    except ValueError:
+        return False
+    return True
+
+
 def test_legacy_paths_conversion() -> None:
     assert StorageGrant().file_policy() == FilesPolicy(
         paths=[FilePathRule(path="", recursive=True, actions=["list", "read", "write", "delete"])]

@@ -21,6 +21,9 @@ class SessionState(enum.Enum):
     CLOSED = "closed"
 
 
+_CLOSED = SessionState.CLOSED
+
+
 class Session:
     """Sans-IO base: feed packets in, take events and packets out.
 
@@ -74,7 +77,8 @@ class Session:
         return message_id
 
     def _send_content(self, type: str, message_id: int, content: Content) -> None:
-        self._ensure_open()
+        if self.state is _CLOSED:
+            self._ensure_open()
         self._writer.add(message_id, type, pack_message(content.header(), content.data, style=self._json_style))
 
     def _ensure_open(self) -> None:

@@ -383,6 +383,14 @@ class StorageGrant(GrantModel):
         except ValueError:
             return False
 
+    def allows_canonical(self, action: FileAction, path: str) -> bool:
+        """`allows(action, path)` for a `path` that is already canonical (what
+        `storage_request_path` returned), without normalising and validating it again."""
+        try:
+            return self._checked_policy()._allows_valid(action, path, False)
+        except ValueError:
+            return False
+
     def can_read(self, path: str, *, subtree: bool = False) -> bool:
         """`read` on `path` (on its whole tree with `subtree=True`)."""
         return self.allows("read", path, subtree=subtree)
@@ -403,6 +411,13 @@ class StorageGrant(GrantModel):
         """`path` is listable, or is a parent of a listable granted folder."""
         try:
             return self._checked_policy()._can_list_directory_valid(storage_request_path(path))
+        except ValueError:
+            return False
+
+    def can_list_directory_canonical(self, path: str) -> bool:
+        """`can_list_directory` for a `path` that is already canonical (see `allows_canonical`)."""
+        try:
+            return self._checked_policy()._can_list_directory_valid(path)
         except ValueError:
             return False
 

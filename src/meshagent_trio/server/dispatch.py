@@ -58,15 +58,16 @@ def _on_invoke(participant: Participant, event: ev.ToolInvoked) -> None:
             ErrorContent(text=f"the {event.toolkit} toolkit has no tool named {event.tool!r}", code=ErrorCode.NOT_FOUND),
         )
         return
+    # Positional (in field order): less than half the cost of keywords, once per call.
     call = ToolCall(
-        room=room,
-        caller=participant,
-        request_id=event.request_id,
-        toolkit=event.toolkit,
-        tool=event.tool,
-        arguments=event.arguments,
-        tool_call_id=event.tool_call_id,
-        on_behalf_of_id=event.on_behalf_of_id,
+        room,
+        participant,  # caller
+        event.request_id,
+        event.toolkit,
+        event.tool,
+        event.arguments,
+        event.tool_call_id,
+        event.on_behalf_of_id,
     )
     answer_now = getattr(handler, "answer_now", None)
     if answer_now is not None and not call.has_input_stream and participant.queued_calls == 0:
