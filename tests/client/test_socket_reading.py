@@ -6,6 +6,7 @@ On Trio and on AnyIO (asyncio and Trio), against the real local server."""
 
 from __future__ import annotations
 
+import random
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
@@ -147,4 +148,72 @@ async def test_closing_the_connection_under_a_reading_caller_fails_its_call(clie
             with pytest.raises(ConnectionLost):
                 await caller.agents.invoke_tool(toolkit="gate", tool="wait", input={})
         assert connection.closed
+        gate.release.set()
+
+
+@pytest.mark.parametrize("seed", range(10))
+async def test_mixed_calls_cancellations_and_events_lose_nothing(client_module, client_variant, local_server, seed) -> None:
+    """Several tasks make calls alone, in bursts and at once, some cancelled at random moments,
+    while messages arrive: every answer that is returned is right, every message arrives,
+    and afterwards no call is left behind and the reader task reads again."""
+    rng = random.Random(seed)
+    async with host_and_caller(client_module, local_server, f"mixed-{seed}", client_variant) as (host, caller, gate):
+        existing = {f"mixed/{i}.txt" for i in range(5)}
+        for path in existing:
+            await host.storage.upload(path=path, data=b"x")
+        paths = sorted(existing | {f"mixed/missing-{i}.txt" for i in range(5)})
+        await caller.messaging.enable()
+        await host.messaging.enable()
+        caller_id = caller.local_participant.id
+        while (to_caller := host.messaging.get_participant(caller_id)) is None:
+            await anyio.sleep(0.01)
+        messages_sent = 40
+        plans = [[rng.choice(["call", "burst", "cancelled", "pause"]) for _ in range(25)] for _ in range(4)]
+        timeouts = [rng.choice([0, 0.0002, 0.001, 0.005]) for _ in range(200)]
+        answered = cancelled = 0
+
+        async def check(path: str) -> None:
+            nonlocal answered
+            assert await caller.storage.exists(path=path) is (path in existing)
+            answered += 1
+
+        async def worker(plan: list[str], worker_rng: random.Random) -> None:
+            nonlocal cancelled
+            for step in plan:
+                if step == "call":
+                    await check(worker_rng.choice(paths))
+                elif step == "burst":
+                    for _ in range(3):
+                        await check(worker_rng.choice(paths))
+                elif step == "cancelled":
+                    with anyio.move_on_after(timeouts[worker_rng.randrange(len(timeouts))]) as scope:
+                        await check(worker_rng.choice(paths))
+                    cancelled += scope.cancelled_caught
+                else:
+                    await anyio.sleep(worker_rng.choice([0, 0.001]))
+
+        async def send_messages() -> None:
+            for n in range(messages_sent):
+                await host.messaging.send_message(to=to_caller, type="mixed", message={"n": n})
+                await anyio.sleep(rng.choice([0, 0, 0.001]))
+
+        received: list[int] = []
+        async with caller.messaging.messages() as messages:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(send_messages)
+                for index, plan in enumerate(plans):
+                    tasks.start_soon(worker, plan, random.Random(seed * 100 + index))
+            async for message in messages:
+                received.append(message.message["n"])
+                if len(received) == messages_sent:
+                    break
+        assert received == list(range(messages_sent))
+        assert answered > 0 and cancelled > 0  # both kinds of call happened
+        connection = caller.connection
+        assert not connection._outcomes  # nothing left behind, answered or abandoned
+        assert not reads_its_own_answer(caller)
+        # The socket is read again with no call in flight: a file event arrives.
+        async with caller.storage.file_events() as events:
+            await host.storage.upload(path="mixed/after.txt", data=b"y")
+            assert (await events.__anext__()).path == "mixed/after.txt"
         gate.release.set()

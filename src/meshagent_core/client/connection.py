@@ -242,15 +242,15 @@ class RoomConnection:
                 if not outcome.done.is_set():
                     await outcome.done.wait()
         except BaseException:
-            if not outcome.done.is_set():
-                self._outcomes.pop(request_id, None)
-                if not self.closed:
-                    self.session.abandon(request_id)
-                    self._kick()
+            if not outcome.done.is_set() and not self.closed:
+                self.session.abandon(request_id)
+                self._kick()
             raise
         finally:
+            # Also when cancelled after the answer came: a settled outcome left behind would
+            # make the reader task park for a caller that is gone.
+            self._outcomes.pop(request_id, None)
             self._resume_reader()  # parked for this answer's caller, or while it read
-        self._outcomes.pop(request_id, None)
         if outcome.error is not None:
             raise outcome.error
         assert outcome.content is not None
