@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 import trio
 
@@ -43,3 +43,17 @@ async def running_server(data_dir: Path, credentials: Credentials) -> AsyncItera
             yield server
         finally:
             nursery.cancel_scope.cancel()
+
+
+def record_own_reads(connection: Any) -> list[Any]:
+    """Record each call on `connection` that reads its own answer (wraps the connection's
+    `_read_until`; see `RoomConnection`'s module docstring)."""
+    reads: list[Any] = []
+    read_until = connection._read_until
+
+    async def recording(outcome: Any) -> None:
+        reads.append(outcome)
+        await read_until(outcome)
+
+    connection._read_until = recording
+    return reads

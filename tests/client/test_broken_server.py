@@ -21,6 +21,7 @@ from meshagent_core.client.connection import _Outcome
 from meshagent_core.session import ServerSession
 from meshagent_core.session import events as ev
 from meshagent_trio.websocket import WebSocketClosed, accept_websocket
+from roomtest import record_own_reads
 
 pytestmark = pytest.mark.anyio
 
@@ -99,18 +100,6 @@ async def closed_with(room: FakeRoom) -> list[int]:
     while not room.close_codes:
         await anyio.sleep(0.01)
     return room.close_codes
-
-
-def record_own_reads(connection: Any) -> list[object]:
-    reads: list[object] = []
-    read_until = connection._read_until
-
-    async def recording(outcome: object) -> None:
-        reads.append(outcome)
-        await read_until(outcome)
-
-    connection._read_until = recording
-    return reads
 
 
 async def test_a_broken_packet_read_by_the_reader_task_closes_with_1002(client_module) -> None:

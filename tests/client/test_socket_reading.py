@@ -16,7 +16,7 @@ import pytest
 from meshagent_core import ConnectionLost
 from meshagent_core.client.connection import _Outcome
 from meshagent_core.client.hosting import Toolkit, tool
-from roomtest import mint
+from roomtest import mint, record_own_reads
 
 pytestmark = pytest.mark.anyio
 
@@ -52,19 +52,6 @@ async def host_and_caller(client_module: Any, local_server: Any, test: str, vari
                     yield host, caller, gate
 
 
-def count_own_reads(connection: Any) -> list[Any]:
-    """Record each call that reads its own answer (wraps the connection's `_read_until`)."""
-    reads: list[Any] = []
-    read_until = connection._read_until
-
-    async def recording(outcome: Any) -> None:
-        reads.append(outcome)
-        await read_until(outcome)
-
-    connection._read_until = recording
-    return reads
-
-
 def reads_its_own_answer(room: Any) -> bool:
     return isinstance(room.connection._socket_reader, _Outcome)
 
@@ -72,7 +59,7 @@ def reads_its_own_answer(room: Any) -> bool:
 async def test_sequential_calls_read_their_own_answers(client_module, client_variant, local_server) -> None:
     room = f"reads-sequential-{'-'.join(client_variant)}"
     async with client_module.connect(local_server.room_url(room), mint(local_server.credentials, room)) as client:
-        reads = count_own_reads(client.connection)
+        reads = record_own_reads(client.connection)
         for _ in range(20):
             assert await client.storage.exists(path="nothing/here.txt") is False
         # The first call may find the reader task reading; every later one reads its own answer.
