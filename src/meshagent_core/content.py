@@ -17,6 +17,7 @@ from typing import Any, Mapping, Union
 import msgspec
 
 from .envelope import JsonStyle, decode_json, pack_message, split_message
+from .jsondepth import BoundedDecoder
 from .errors import EnvelopeError, RoomException
 
 
@@ -196,7 +197,7 @@ def pack_content(content: Content, *, style: JsonStyle = JsonStyle.COMPACT) -> b
     return pack_message(content.header(), content.data, style=style)
 
 
-_content_header_decoder = msgspec.json.Decoder(ContentHeader)
+_content_header_decoder = BoundedDecoder(ContentHeader)
 _HEADER_CLASSES: dict[str, type] = {
     cls.__struct_config__.tag: cls  # type: ignore[attr-defined]
     for cls in ContentHeader.__args__  # type: ignore[attr-defined]

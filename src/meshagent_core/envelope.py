@@ -21,12 +21,13 @@ from typing import Any, Mapping, TypeVar
 import msgspec
 
 from .errors import EnvelopeError
+from .jsondepth import BoundedDecoder, decode_bounded, loads_bounded
 
 HEADER_LENGTH_SIZE = 8
 META_KEY = "__meshagent__"
 
 _json_encoder = msgspec.json.Encoder()
-_json_decoder = msgspec.json.Decoder()
+_json_decoder = BoundedDecoder()
 _python_encoder = json.JSONEncoder(default=str)
 # json.dumps() builds a C encoder on every call; keeping one makes PYTHON style ~2x faster.
 _python_c_encoder = (
@@ -149,8 +150,8 @@ def decode_json(header_bytes: bytes | memoryview) -> Any:
         return _json_decoder.decode(header_bytes)
     except msgspec.DecodeError as error:
         try:
-            return json.loads(bytes(header_bytes))
-        except (ValueError, RecursionError):
+            return loads_bounded(bytes(header_bytes))
+        except ValueError:
             raise EnvelopeError(f"invalid message header: {error}") from None
 
 
@@ -171,7 +172,7 @@ def decode_header_as(header_bytes: bytes | memoryview, type: type[T]) -> T:
     fit raises `EnvelopeError` naming what is wrong.
     """
     try:
-        return msgspec.json.decode(header_bytes, type=type)
+        return decode_bounded(header_bytes, type)
     except msgspec.DecodeError as error:
         _raise_for_undecodable(header_bytes)
         raise EnvelopeError(f"invalid {_type_label(type)} header: {error}") from None

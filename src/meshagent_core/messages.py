@@ -71,11 +71,14 @@ class Connected(msgspec.Struct):
     attributes: Any = None
 
 
-class InvokeTool(msgspec.Struct):
+class InvokeTool(msgspec.Struct, kw_only=True):
+    """`room.invoke_tool`. The Python clients send `participant_id` and `on_behalf_of_id` as
+    null; the TypeScript client leaves null keys out, so an absent key means null."""
+
     toolkit: str
     tool: str
-    participant_id: str | None
-    on_behalf_of_id: str | None
+    participant_id: str | None = None
+    on_behalf_of_id: str | None = None
     arguments: Any
     tool_call_id: str
 

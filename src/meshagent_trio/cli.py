@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "serve":
         logging.basicConfig(level=args.log_level.upper())
-        from .server.app import ServerConfig, load_credentials, run_server
+        from .server import ServerConfig, load_credentials, run_server
 
         credentials, created = load_credentials(args.data_dir)
         if created:

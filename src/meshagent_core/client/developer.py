@@ -28,13 +28,14 @@ import msgspec
 from ..content import BinaryContent, ControlContent, ErrorContent
 from ..errors import ConnectionLost, ErrorCode, RoomException
 from ..toolkits.developer import TOOLKIT, LevelInput, LogInput
+from ..jsondepth import BoundedDecoder
 from .connection import RoomConnection
 from .room import RoomClient, SubClient
-from .storage import _READY, CallIterator, expect_stream_open, unexpected_response
+from .calls import READY, CallIterator, expect_stream_open, unexpected_response
 
 log = logging.getLogger("meshagent_core.client")
 
-_decode_json = msgspec.json.Decoder().decode
+_decode_json = BoundedDecoder().decode
 
 
 class RoomLogEvent(msgspec.Struct, frozen=True):
@@ -177,7 +178,7 @@ class DeveloperClient(SubClient):
     async def _logs_body(self) -> AsyncGenerator[Any, None]:
         async with self.room.stream_call(TOOLKIT, "logs") as call:
             await expect_stream_open(call, toolkit=TOOLKIT, operation="logs")
-            yield _READY
+            yield READY
             chunks = call.chunks()
             try:
                 async for chunk in chunks:

@@ -23,7 +23,7 @@ from ..toolkits.queues import (
     SendInput,
 )
 from .room import SubClient
-from .storage import unexpected_response
+from .calls import unexpected_response
 
 #: One queue of `room.queues.list()`: `name` and `size` (messages waiting), the official
 #: `Queue`'s fields. It is the contract's `QueueInfo` (one definition of the shape).

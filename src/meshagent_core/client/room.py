@@ -38,6 +38,11 @@ RETRY_BASE_DELAY = 0.5
 RETRY_MAX_DELAY = 30.0
 #: Upgrade answers that mean "never": wrong token or room (403), no such room (404), disabled (423).
 PERMANENT_HTTP_STATUSES = frozenset({403, 404, 423})
+#: Close codes after which the client reconnects: the connection dropped (1006), the server is
+#: going away or restarting (1001, 1012), is overloaded (1013), or evicted this connection
+#: because it did not keep up with what the room sent it (1008). Whether the participant may
+#: still join is then the handshake's answer. Every other close frame is final.
+RECONNECT_CLOSE_CODES = frozenset({1001, 1006, 1008, 1012, 1013})
 #: Seconds a normal exit from the room block waits for sub-clients to send what they hold.
 LEAVE_TIMEOUT = 10.0
 
@@ -396,8 +401,9 @@ class RoomClient:
                     connected_once = True
                     self._started.set()
                     await self._fan_out(connection)
-                if connection.close_code != 1006:
-                    # A close frame from the server (or our own protocol error) is final.
+                if connection.close_code not in RECONNECT_CLOSE_CODES:
+                    # A close frame from the server (or our own protocol error) is final,
+                    # unless it says to come back (see RECONNECT_CLOSE_CODES).
                     self._terminate(f"room connection closed: {connection.close_reason}")
                     return
                 reason = connection.close_reason or "connection lost"

@@ -71,7 +71,7 @@ from ..toolkits.sync import (
 from .connection import ToolCallStream
 from .feeds import Feed
 from .room import RoomClient, RoomClosed, SubClient
-from .storage import binary_chunk, decode_strict, expect_stream_open, unexpected_response
+from .calls import binary_chunk, decode_strict, expect_stream_open, unexpected_response
 
 log = logging.getLogger("meshagent_core.client.sync")
 

@@ -345,7 +345,15 @@ class WebSocketConnection:
                 while self._outgoing:
                     data = b"".join(self._outgoing)
                     self._outgoing.clear()
-                    await self._stream.send_all(data)
+                    try:
+                        await self._stream.send_all(data)
+                    except self._backend.stream_errors:
+                        raise
+                    except BaseException:  # cancelled
+                        # Part of a frame may be out: nothing more can follow it on this
+                        # stream, not even a close frame (the peer sees the TCP close).
+                        self._lost("a write was interrupted")
+                        raise
                 if self._eof_pending:
                     self._eof_pending = False
                     await self._stream.send_eof()
@@ -358,9 +366,9 @@ class WebSocketConnection:
         if self._send_failed is not None:  # the task that was writing our bytes failed
             raise self._send_failed
 
-    def _lost(self) -> WebSocketClosed:
+    def _lost(self, reason: str = "connection lost") -> WebSocketClosed:
         """The stream failed while sending: what is queued is dropped, every later send fails."""
-        self._send_failed = WebSocketClosed(1006, "connection lost")
+        self._send_failed = WebSocketClosed(1006, reason)
         self._closed = self._closed or self._send_failed
         self._outgoing.clear()
         self._eof_pending = False

@@ -63,6 +63,15 @@ class Session:
     def has_packets_to_send(self) -> bool:
         return len(self._writer) > 0
 
+    @property
+    def queued_packets(self) -> int:
+        """Packets queued and not yet taken by `packets_to_send()`."""
+        return len(self._writer)
+
+    def discard_queued(self) -> int:
+        """Drop every queued packet (the connection is being given up); returns how many."""
+        return len(self._writer.flush())
+
     def _send(
         self,
         type: str,

@@ -12,10 +12,11 @@ from typing import Any, Mapping
 
 import msgspec
 
-from ..content import Content, ContentHeader, ControlContent, ErrorContent, _with_payload, to_content, unpack_content
+from ..content import Content, ContentHeader, ControlContent, EmptyContent, ErrorContent, _with_payload, to_content, unpack_content
 from ..envelope import split_message, unpack_message
 from ..errors import ConnectionLost, EnvelopeError, ErrorCode, LocalProtocolError, RemoteProtocolError, RoomException
 from ..framing import Message
+from ..jsondepth import BoundedDecoder
 from .. import messages as m
 from .base import Session, SessionState, decode_arguments, decode_chunk_message, not_pending
 from .events import (
@@ -32,23 +33,24 @@ from .events import (
 )
 
 
-_invoke_decoder = msgspec.json.Decoder(m.InvokeTool)
+_invoke_decoder = BoundedDecoder(m.InvokeTool)
+_EMPTY = EmptyContent()
 
 
-class _ContentInvoke(msgspec.Struct):
+class _ContentInvoke(msgspec.Struct, kw_only=True):
     """`InvokeTool` with its `arguments` decoded as a content header in the same pass (what
     clients send today). Whatever does not decode this way takes the general path, which
     decides exactly as before."""
 
     toolkit: str
     tool: str
-    participant_id: str | None
-    on_behalf_of_id: str | None
+    participant_id: str | None = None
+    on_behalf_of_id: str | None = None
     arguments: ContentHeader
     tool_call_id: str
 
 
-_content_invoke_decoder = msgspec.json.Decoder(_ContentInvoke)
+_content_invoke_decoder = BoundedDecoder(_ContentInvoke)
 
 
 @dataclass(slots=True)
@@ -161,6 +163,8 @@ class ServerSession(Session):
 
     def _dispatch(self, message: Message) -> None:
         type = message.type
+        if type == m.RESPONSE:
+            return  # e.g. a client acknowledging a forwarded chunk: the server awaits no answers
         if type == m.INVOKE_TOOL:
             self._on_invoke(message)
         elif type == m.TOOL_CALL_REQUEST_CHUNK:
@@ -233,13 +237,19 @@ class ServerSession(Session):
             self._events.append(RequestReceived(message.id, message.type, header, payload))
 
     def _on_request_chunk(self, message: Message) -> None:
+        # Every input chunk is acknowledged with an `empty` (or, when it cannot be read, an
+        # `error`) `__response__` on its own message id: the TypeScript client sends each chunk
+        # as a request and waits for that answer before sending the next; the Python clients
+        # drop answers to ids they are not waiting for.
         try:
             header, chunk = decode_chunk_message(message.data)
             if not isinstance(chunk, ControlContent) and isinstance(chunk, dict):
                 raise EnvelopeError("input chunk must be content")
         except EnvelopeError as error:
             self._events.append(MalformedMessage(message.id, message.type, error))
+            self._send_content(m.RESPONSE, message.id, ErrorContent(text=str(error), code=ErrorCode.INVALID_REQUEST))
             return
+        self._send_content(m.RESPONSE, message.id, _EMPTY)
         tool_call_id = header.tool_call_id
         if isinstance(chunk, ControlContent) and chunk.is_close:
             self._input_streams.discard(tool_call_id)

@@ -21,6 +21,8 @@ from typing import Any
 
 import jwt
 
+from ..jsondepth import loads_bounded
+
 ALGORITHM = "HS256"
 
 # PyJWT sorts header keys: this is exactly what `jwt.encode(..., algorithm="HS256")` emits.
@@ -59,7 +61,7 @@ def _b64url_decode(segment: bytes, what: str) -> bytes:
 
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(raw)
+        value = loads_bounded(raw)
     except ValueError as exc:  # includes UnicodeDecodeError
         raise jwt.DecodeError(f"Invalid {what} string: {exc}") from exc
     if not isinstance(value, dict):

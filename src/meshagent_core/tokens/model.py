@@ -14,6 +14,8 @@ from typing import Any, Literal, TypeVar
 
 import msgspec
 
+from ..jsondepth import decode_bounded
+
 _M = TypeVar("_M", bound="_ModelMethods")
 
 _Field = tuple[str, str, bool, Any]  # attribute, JSON name, has a default, default factory
@@ -40,7 +42,7 @@ class _ModelMethods:
     @classmethod
     def from_json_bytes(cls: type[_M], data: bytes | str) -> _M:
         """Parse and validate JSON text."""
-        return cls.from_json(msgspec.json.decode(data))
+        return cls.from_json(decode_bounded(data))
 
     def to_json(self) -> dict[str, Any]:
         """The wire form: fields at their default and `None` fields are left out."""

@@ -13,6 +13,8 @@ from typing import Any
 
 import msgspec
 
+from ..jsondepth import decode_bounded
+
 TOOLKIT = "messaging"
 
 # --- `messaging.send` inner types consumed by the client itself (ROOM_APIS §11.2) ------------
@@ -162,7 +164,7 @@ def encode_message(message: dict[str, Any]) -> str:
 def decode_message(message_json: str) -> dict[str, Any]:
     """The object of a `message_json` string (it must be a JSON object)."""
     try:
-        message = msgspec.json.decode(message_json)
+        message = decode_bounded(message_json)
     except msgspec.DecodeError as error:
         raise MessagingFormatError(f"message_json is not valid JSON: {error}") from None
     if not isinstance(message, dict):

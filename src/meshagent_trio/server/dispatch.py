@@ -10,8 +10,8 @@ from meshagent_core.session import events as ev
 
 from . import hosting
 from .hooks import ATTRIBUTE_HOOKS, LEAVE_HOOKS, REQUEST_HANDLERS, RequestHandler
-from .room import Participant, error_content
-from .toolkit import ToolCall, run_tool_call
+from .rooms.participant import Participant
+from .toolkit import ToolCall, error_content, run_tool_call, unexpected_failure
 from .toolkits import BUILTIN_TOOLKITS, UNAVAILABLE_TOOLKITS
 
 log = logging.getLogger("meshagent_trio.server")
@@ -100,8 +100,7 @@ def _answer_inline(answer_now: Callable[[ToolCall], Any], call: ToolCall) -> boo
         call._fail(error)
         return True
     except Exception as error:  # a bug in a handler must not take the room down
-        log.exception("tool %s.%s failed", call.toolkit, call.tool)
-        call._fail(RoomException(f"{call.toolkit}.{call.tool} failed: {error}", code=ErrorCode.OPERATION_FAILED))
+        call._fail(unexpected_failure(f"{call.toolkit}.{call.tool}", error, call))
         return True
     if result is NotImplemented:
         return False
@@ -166,8 +165,7 @@ async def _run_request(participant: Participant, handler: RequestHandler, event:
     except RoomException as error:
         content = error_content(error)
     except Exception as error:
-        log.exception("%s failed", event.type)
-        content = ErrorContent(text=f"{event.type} failed: {error}", code=ErrorCode.OPERATION_FAILED)
+        content = error_content(unexpected_failure(event.type, error))
     participant.respond(event.request_id, content)
 
 

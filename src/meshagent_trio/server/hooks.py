@@ -8,7 +8,7 @@ from meshagent_core import Content
 from meshagent_core.session import events as ev
 
 if TYPE_CHECKING:
-    from .room import Participant
+    from .rooms.participant import Participant
 
 RequestHandler = Callable[["Participant", ev.RequestReceived], Awaitable[Content]]
 

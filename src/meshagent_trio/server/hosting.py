@@ -19,7 +19,8 @@ from meshagent_core.session import events as ev
 from meshagent_core.tokens import matches_grant_pattern
 
 from .hooks import LEAVE_HOOKS, REQUEST_HANDLERS
-from .room import HostedToolkit, Participant, RoutedCall
+from .rooms.participant import Participant, RoutedCall
+from .rooms.room import HostedToolkit
 from .toolkit import invalid_request, permission_denied
 
 

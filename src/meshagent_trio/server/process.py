@@ -53,7 +53,7 @@ from typing import Mapping, Sequence
 
 from meshagent_core.tokens import ApiKey, encode_api_key, parse_api_key
 
-from .app import Credentials
+from .config import Credentials
 
 __all__ = ["LocalServerProcess", "ServerStartError", "free_port", "new_api_key"]
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Callable, TypeVar
 import trio
 
 if TYPE_CHECKING:
-    from .room import Room
+    from .rooms.room import Room
 
 T = TypeVar("T")
 

@@ -20,7 +20,8 @@ from meshagent_core import CONTROL_CLOSE, CONTROL_OPEN, Content, ControlContent,
 from meshagent_core.tokens import ApiScope
 
 if TYPE_CHECKING:
-    from .room import Participant, Room
+    from .rooms.participant import Participant
+    from .rooms.room import Room
 
 log = logging.getLogger("meshagent_trio.server")
 
@@ -226,10 +227,23 @@ async def _run_handler(handler: Handler, call: ToolCall) -> None:
     except trio.Cancelled:
         raise
     except Exception as error:  # a bug in a handler must not take the room down
-        log.exception("tool %s.%s failed", call.toolkit, call.tool)
-        call._fail(RoomException(f"{call.toolkit}.{call.tool} failed: {error}", code=ErrorCode.OPERATION_FAILED))
+        call._fail(unexpected_failure(f"{call.toolkit}.{call.tool}", error, call))
     else:
         call._finish(result)
 
 
-__all__ = ["Handler", "ToolCall", "Toolkit", "invalid_request", "permission_denied", "run_tool_call", "CONTROL_CLOSE"]
+def unexpected_failure(what: str, error: Exception, call: "ToolCall | None" = None) -> RoomException:
+    """The answer to a request whose handler raised something it did not mean to: logged in
+    full here, told to the client without server paths or internals (an `OSError` gives its
+    reason, anything else its type)."""
+    where = f" in room {call.room.name} for {call.caller!r}" if call is not None else ""
+    log.error("%s failed%s", what, where, exc_info=error)
+    reason = error.strerror if isinstance(error, OSError) and error.strerror else f"internal error ({type(error).__name__})"
+    return RoomException(f"{what} failed: {reason}", code=ErrorCode.OPERATION_FAILED)
+
+
+def error_content(error: RoomException) -> ErrorContent:
+    return ErrorContent(text=error.message, code=error.code)
+
+
+__all__ = ["unexpected_failure", "error_content", "Handler", "ToolCall", "Toolkit", "invalid_request", "permission_denied", "run_tool_call", "CONTROL_CLOSE"]

@@ -88,7 +88,8 @@ from meshagent_core.toolkits.messaging import (
 from meshagent_core.tokens.grants import MessagingGrant
 
 from ..hooks import ATTRIBUTE_HOOKS, LEAVE_HOOKS
-from ..room import Participant, Room, RoutedCall
+from ..rooms.participant import Participant, RoutedCall
+from ..rooms.room import Room
 from ..toolkit import Toolkit, ToolCall, invalid_request, permission_denied
 
 toolkit = Toolkit(contract.TOOLKIT)

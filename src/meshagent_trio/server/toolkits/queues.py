@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import trio
 
+from meshagent_core.jsondepth import BoundedDecoder
 from meshagent_core import EmptyContent, ErrorCode, JsonContent, RoomException
 from meshagent_core.tokens.grants import QueuesGrant
 from meshagent_core.toolkits.queues import (
@@ -72,7 +73,7 @@ from ..toolkit import Toolkit, ToolCall, invalid_request, permission_denied
 if TYPE_CHECKING:
     import sqlite3
 
-    from ..room import Room
+    from ..rooms.room import Room
 
 log = logging.getLogger("meshagent_trio.server")
 
@@ -87,7 +88,7 @@ MAX_QUEUE_BYTES = 256 * 1024 * 1024
 MAX_NAME_LENGTH = 256
 
 _encode = msgspec.json.Encoder().encode
-_decode = msgspec.json.Decoder().decode
+_decode = BoundedDecoder().decode
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS queues (name TEXT PRIMARY KEY, closed INTEGER NOT NULL DEFAULT 0)",

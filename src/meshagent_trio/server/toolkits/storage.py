@@ -392,6 +392,25 @@ def sweep_upload_leftovers(root: Path) -> int:
     return removed
 
 
+def sweep_data_dir(data_dir: Path) -> int:
+    """At server start (blocking): remove what a crash left in every room's storage (unfinished
+    uploads and document writes) and the credentials file's temporary; returns how many."""
+    removed = 0
+    rooms = data_dir / "rooms"
+    if rooms.is_dir():
+        for room in rooms.iterdir():
+            storage = room / "storage"
+            if storage.is_dir():
+                removed += sweep_upload_leftovers(storage)
+    leftover = data_dir / "credentials.tmp"
+    try:
+        leftover.unlink()
+        removed += 1
+    except OSError:
+        pass
+    return removed
+
+
 async def _root(call: ToolCall) -> Path:
     state: StorageState = call.room.toolkit_state("storage", StorageState)
     return await state.get_root()
@@ -887,4 +906,4 @@ async def download(call: ToolCall) -> None:
         file.close()
 
 
-__all__ = ["AtomicUpload", "StorageState", "canonical_path", "locate", "sweep_upload_leftovers", "toolkit"]
+__all__ = ["AtomicUpload", "StorageState", "canonical_path", "locate", "sweep_data_dir", "sweep_upload_leftovers", "toolkit"]

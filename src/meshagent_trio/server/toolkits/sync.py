@@ -39,7 +39,6 @@ existing document → 1004; bad paths → 3004; bad schemas, bad initial JSON, b
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -50,6 +49,7 @@ import trio
 from pycrdt import Doc, merge_updates
 from pycrdt import get_update as diff_update
 
+from meshagent_core.jsondepth import decode_bounded, loads_bounded
 from meshagent_core import BinaryContent, Content, ErrorCode, JsonContent, RoomException
 from meshagent_core.sync import (
     DocumentError,
@@ -348,7 +348,7 @@ class SyncState:
         if raw is None:
             return None
         try:
-            body = msgspec.json.decode(raw)
+            body = decode_bounded(raw)
             if not isinstance(body, dict) or body.get("format") != FILE_FORMAT:
                 raise ValueError("not a document file")
             if body.get("version") != FILE_VERSION:
@@ -389,7 +389,7 @@ class SyncState:
             if raw is None:
                 raise invalid_request(f"no schema for {path!r}: pass a schema or deploy {source}")
             try:
-                schema_json = json.loads(raw)
+                schema_json = loads_bounded(raw)
             except ValueError as error:
                 raise invalid_request(f"{source} is not JSON: {error}") from None
         try:

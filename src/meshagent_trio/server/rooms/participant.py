@@ -1,10 +1,4 @@
-"""Rooms, participants and the per-connection loop of the local server.
-
-Each connection runs in one nursery: a reader task feeds packets to the participant's
-`ServerSession` and dispatches its events; a writer task sends everything the session queued in
-one socket write; tool handlers and relays run as further tasks of the same nursery, so nothing
-outlives the connection.
-"""
+"""A participant: one connection to a room, its output queue and the calls routed to it."""
 
 from __future__ import annotations
 
@@ -12,35 +6,22 @@ import logging
 import math
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import msgspec
 import trio
 
-from meshagent_core import (
-    Content,
-    ControlContent,
-    ErrorCode,
-    ErrorContent,
-    FramingError,
-    MessageTooLarge,
-    RoomException,
-    ServerSession,
-)
+from meshagent_core import Content, ControlContent, ErrorCode, RoomException, ServerSession
+from meshagent_core.client.websocket import WebSocketClosed, WebSocketConnection
 from meshagent_core.session import events as ev
 from meshagent_core.tokens import ApiScope, ParticipantToken
 
-from ..websocket import WebSocketClosed, WebSocketConnection
-from .toolkit import INPUT_HIGH_WATER, ToolCall
-
 if TYPE_CHECKING:
-    from .app import ServerConfig
+    from ..toolkit import ToolCall
+    from .room import Room
 
 log = logging.getLogger("meshagent_trio.server")
 
-#: Packets a participant may have queued before senders wait for its socket.
-HIGH_WATER_PACKETS = 4096
 #: Events a routed call may have queued for its caller before it is failed.
 ROUTED_EVENT_BUFFER = 1024
 
@@ -71,6 +52,11 @@ class Participant:
         self.outgoing_calls: dict[str, RoutedCall] = {}  # this participant's calls into hosts
         self._wakeup = trio.Event()
         self._sent = trio.Event()
+        self.in_flight = 0  # packets the writer task is writing
+        #: Set when the backlog goes over the high-water mark (the watchdog's cue).
+        self.output_stalled = trio.Event()
+        #: (code, reason) of a close the server decided (an eviction, a failure), else None.
+        self.close: tuple[int, str] | None = None
         self.websocket: WebSocketConnection | None = None
         self._holding_kicks = False  # inside a batch of the reader task (see `_send_held`)
         self._kicked = False
@@ -82,6 +68,19 @@ class Participant:
         return {"id": self.id, "role": self.role, "attributes": dict(self.attributes)}
 
     # --- output (all no-ops once the connection is gone) ----------------------------------
+    #
+    # Everything queued for this participant waits in its session until the writer task takes
+    # it. `backlog` counts those packets plus the ones the writer is sending. The participant's
+    # own answers and streams are paced by `writable()` (its reader also stops reading past
+    # the high-water mark); what other participants cause (`send_event`: messages, presence,
+    # file events, logs) is queued without waiting, and a participant that lets that pile up
+    # is evicted: at once past the hard limit, or when its writer makes no progress for
+    # `slow_reader_timeout` while over the high-water mark (see `connection.watch_output`).
+
+    @property
+    def backlog(self) -> int:
+        """Outgoing packets queued or being written."""
+        return self.session.queued_packets + self.in_flight
 
     def respond(self, request_id: int, content: Content) -> None:
         if self.connected and self.session.is_open_request(request_id):
@@ -94,14 +93,50 @@ class Participant:
             self._kick()
 
     def send_event(self, type: str, header: dict[str, Any] | msgspec.Struct, payload: bytes = b"") -> None:
-        if self.connected:
-            self.session.send_event(type, header, payload)
-            self._kick()
+        """Fan-out to this participant: never waits; evicts a participant that cannot keep up."""
+        if not self.connected:
+            return
+        self.session.send_event(type, header, payload)
+        self._kick()
+        backlog = self.backlog
+        config = self.room.config
+        if backlog > config.output_high_water:
+            if backlog > config.output_hard_limit:
+                self.evict(
+                    1008,
+                    f"could not keep up: more than {config.output_hard_limit} packets were waiting to be sent to this participant",
+                )
+            else:
+                self.output_stalled.set()
 
     async def writable(self) -> None:
         """Wait while this participant's outgoing queue is over the high-water mark."""
-        while self.connected and len(self.session._writer) > HIGH_WATER_PACKETS:
+        high_water = self.room.config.output_high_water
+        while self.connected and self.backlog > high_water:
+            self.output_stalled.set()
             await self._sent.wait()
+
+    async def sent(self) -> None:
+        """Wait for the writer's next completed write (or the end of the connection)."""
+        await self._sent.wait()
+
+    def note_sent(self) -> None:
+        """The writer finished a write: wake whoever waits for room in the queue."""
+        sent, self._sent = self._sent, trio.Event()
+        sent.set()
+
+    def evict(self, code: int, reason: str) -> None:
+        """Disconnect this participant now (it keeps nothing queued): the connection loop
+        leaves the room and closes the socket with `code` and `reason`."""
+        if self.close is not None or not self.connected:
+            return
+        log.warning("evicting %r from room %s: %s", self, self.room.name, reason)
+        self.close = (code, reason)
+        self.connected = False
+        self.session.discard_queued()
+        self.note_sent()
+        if self.nursery is not None:
+            self.nursery.cancel_scope.cancel()
 
     def _kick(self) -> None:
         if self._holding_kicks:
@@ -121,7 +156,9 @@ class Participant:
         the writer task); otherwise the writer sends it. While the writer has work pending,
         everything is left to it, in order."""
         self._holding_kicks = False
-        if not self._kicked:
+        if not self._kicked and not self.session.has_packets_to_send:
+            # Nothing queued by a handler; answers the session queued by itself (errors for
+            # undecodable requests, input-chunk acknowledgements) still leave at once.
             return
         self._kicked = False
         ws = self.websocket
@@ -132,8 +169,7 @@ class Participant:
                     ws.queue_packets(packets)
                 if ws.send_queued_nowait():
                     if self._sent.statistics().tasks_waiting:
-                        sent, self._sent = self._sent, trio.Event()
-                        sent.set()
+                        self.note_sent()
                     return
             except WebSocketClosed:
                 pass  # the writer meets the same end and stops
@@ -246,175 +282,4 @@ class RoutedCall:
         self.host.hosted_calls.pop(self.call_id, None)
 
 
-@dataclass
-class HostedToolkit:
-    """A toolkit registered by a participant (`room.register_toolkit`)."""
-
-    id: str
-    name: str
-    host: Participant
-    title: str | None
-    description: str | None
-    tools: dict[str, Any]
-    public: bool
-    annotations: dict[str, str]
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "title": self.title or self.name,
-            "description": self.description or "",
-            "participant_id": self.host.id,
-            "annotations": self.annotations,
-            "tools": self.tools,
-        }
-
-
-class Room:
-    """A room: its participants, hosted toolkits and per-toolkit state."""
-
-    def __init__(self, name: str, data_dir: Path, config: "ServerConfig") -> None:
-        self.name = name
-        self.data_dir = data_dir
-        self.config = config
-        self.participants: dict[str, Participant] = {}
-        self.hosted_toolkits: dict[str, HostedToolkit] = {}  # by registration id
-        self.state: dict[str, Any] = {}  # per-toolkit state, keyed by toolkit name
-        data_dir.mkdir(parents=True, exist_ok=True)
-
-    @property
-    def storage_dir(self) -> Path:
-        path = self.data_dir / "storage"
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-    def toolkit_state(self, name: str, factory: Callable[["Room"], Any]) -> Any:
-        """Per-room state of a toolkit, made on first use."""
-        if name not in self.state:
-            self.state[name] = factory(self)
-        return self.state[name]
-
-    def broadcast(
-        self,
-        type: str,
-        header: dict[str, Any] | msgspec.Struct,
-        payload: bytes = b"",
-        *,
-        exclude: Participant | None = None,
-        messaging_only: bool = False,
-    ) -> None:
-        """Send an event to every participant (or every messaging-enabled one)."""
-        for participant in list(self.participants.values()):
-            if participant is exclude or (messaging_only and not participant.messaging_enabled):
-                continue
-            participant.send_event(type, header, payload)
-
-    def find_toolkit(self, name: str, participant_id: str | None = None) -> HostedToolkit | None:
-        for toolkit in self.hosted_toolkits.values():
-            if toolkit.name == name and (participant_id is None or toolkit.host.id == participant_id):
-                return toolkit
-        return None
-
-
-# --- the connection loop ---------------------------------------------------------------------
-
-
-async def serve_participant(room: Room, token: ParticipantToken, ws: WebSocketConnection, room_url: str) -> None:
-    from .dispatch import dispatch, participant_left
-
-    config = room.config
-    session = ServerSession(max_message_size=config.max_message_size)
-    participant = Participant(room, token, session)
-    participant.websocket = ws
-    room.participants[participant.id] = participant
-    session.send_room_ready(room.name, room_url, str(uuid.uuid4()))
-    session.send_connected(participant.id, participant.attributes)
-    close_code, close_reason = 1000, ""
-
-    def leave(reason: str) -> None:
-        # Synchronous, with no checkpoint since the end was seen: nobody can route a call to a
-        # participant that has gone, and everything it had pending fails right away.
-        if not participant.connected:
-            return
-        participant.connected = False
-        session.connection_closed(reason)
-        for event in session.events_received():
-            dispatch(participant, event)
-        participant_left(participant)
-        room.participants.pop(participant.id, None)
-
-    try:
-        async with trio.open_nursery() as nursery:
-            participant.nursery = nursery
-            nursery.start_soon(_writer, participant, ws)
-            nursery.start_soon(participant._starter, nursery)
-            participant._kick()
-            try:
-                while True:
-                    packets = await ws.receive_packets()
-                    participant._hold_kicks()
-                    try:
-                        try:
-                            session.receive_packets(packets)
-                        except FramingError as error:
-                            for event in session.events_received():
-                                dispatch(participant, event)
-                            log.warning("closing %r: %s", participant, error)
-                            close_code = 1009 if isinstance(error, MessageTooLarge) else 1002
-                            close_reason = str(error)[:120]
-                            leave(f"protocol error: {error}")
-                            break
-                        for event in session.events_received():
-                            dispatch(participant, event)
-                    finally:
-                        participant._send_held()
-                    if participant.calls:
-                        await _until_inputs_drain(participant)
-            except WebSocketClosed as closed:
-                leave(str(closed))
-            finally:
-                leave("participant left")
-                nursery.cancel_scope.cancel()
-    finally:
-        leave("participant left")
-        with trio.CancelScope(shield=True):
-            await _close(ws, close_code, close_reason)
-
-
-async def _until_inputs_drain(participant: Participant) -> None:
-    """Stop reading while a tool has more streamed input queued than it has read (TCP then
-    slows the sender down), instead of buffering without bound or failing the call."""
-    for call in list(participant.calls.values()):
-        if call.input_backlog >= INPUT_HIGH_WATER:
-            await call.wait_input_drained()
-
-
-async def _writer(participant: Participant, ws: WebSocketConnection) -> None:
-    session = participant.session
-    while True:
-        await participant._wakeup.wait()
-        participant._wakeup = trio.Event()
-        packets = session.packets_to_send()
-        if packets:
-            try:
-                await ws.send_packets(packets)
-            except WebSocketClosed:
-                return
-        sent, participant._sent = participant._sent, trio.Event()
-        sent.set()
-
-
-async def _close(ws: WebSocketConnection, code: int, reason: str) -> None:
-    # Also when the peer closed first: close() then sends the reply to its close frame, which
-    # the peer waits for.
-    with trio.move_on_after(2):
-        try:
-            await ws.close(code, reason)
-        except (WebSocketClosed, trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-
-
-def error_content(error: RoomException) -> ErrorContent:
-    return ErrorContent(text=error.message, code=error.code)
-
-
-__all__ = ["HostedToolkit", "Participant", "Room", "RoutedCall", "error_content", "serve_participant"]
+__all__ = ["HostEvent", "Participant", "RoutedCall"]
