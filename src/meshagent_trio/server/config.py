@@ -105,10 +105,11 @@ class ServerConfig:
 
     def connection_limit(self, descriptor_limit: int) -> int:
         """Connections to accept given the process's descriptor limit: `max_connections` when
-        set, else what the limit leaves after the reserve (each connection takes one)."""
+        set, else half of what the limit leaves after the reserve (a connection takes one
+        descriptor, and one more while it uploads or downloads a file)."""
         if self.max_connections is not None:
             return self.max_connections
-        return max(16, (descriptor_limit - self.reserved_descriptors) * 3 // 4)
+        return max(16, (descriptor_limit - self.reserved_descriptors) // 2)
 
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "Credentials", "ServerConfig", "load_credentials"]
