@@ -184,6 +184,13 @@ class ToolCall:
         self.caller.send_response_chunk(self.tool_call_id, chunk)
         await self.caller.writable()
 
+    def push(self, chunk: Content | dict[str, Any]) -> None:
+        """One chunk of the streamed result that someone else caused (fan-out): never waits on
+        the caller; a caller that cannot keep up is evicted (see `Participant.send_event`)."""
+        if not self.stream_opened or self.finished:
+            raise RuntimeError("open_stream() first")
+        self.caller.send_fan_out_chunk(self.tool_call_id, chunk)
+
     def answer(self, result: Content | None = None) -> None:
         """Answer the call now, before the handler returns (e.g. to send events that must
         follow the answer); the handler's return value is then ignored."""

@@ -102,6 +102,8 @@ async def _read(participant: Participant, ws: WebSocketConnection) -> None:
             participant._send_held()
         if participant.calls:
             await _until_inputs_drain(participant)
+        if participant.outgoing_calls:
+            await _until_hosts_drain(participant, high_water)
         if participant.backlog > high_water:
             # Its answers are not being read: stop reading its requests until they are.
             await participant.writable()
@@ -113,6 +115,15 @@ async def _until_inputs_drain(participant: Participant) -> None:
     for call in list(participant.calls.values()):
         if call.input_backlog >= INPUT_HIGH_WATER:
             await call.wait_input_drained()
+
+
+async def _until_hosts_drain(participant: Participant, high_water: int) -> None:
+    """Stop reading while a participant that hosts one of its calls has more than the
+    high-water mark queued (its input chunks were forwarded faster than the host reads): the
+    caller is slowed down, and a host that stops reading is evicted by its own watchdog."""
+    for routed in list(participant.outgoing_calls.values()):
+        if routed.host.backlog > high_water:
+            await routed.host.writable()
 
 
 async def _writer(participant: Participant, ws: WebSocketConnection) -> None:

@@ -98,6 +98,18 @@ class Participant:
             return
         self.session.send_event(type, header, payload)
         self._kick()
+        self._check_fan_out()
+
+    def send_fan_out_chunk(self, tool_call_id: str, chunk: Content | dict[str, Any]) -> None:
+        """A chunk of one of this participant's streams that another participant caused (a
+        developer log entry): never waits, like `send_event`."""
+        if not self.connected:
+            return
+        self.session.send_response_chunk(tool_call_id, chunk)
+        self._kick()
+        self._check_fan_out()
+
+    def _check_fan_out(self) -> None:
         backlog = self.backlog
         config = self.room.config
         if backlog > config.output_high_water:
@@ -247,10 +259,12 @@ class RoutedCall:
     done: bool = False
 
     def send_input(self, chunk: Content) -> None:
-        """Forward one of the caller's input chunks to the host."""
+        """Forward one of the caller's input chunks to the host (the caller's connection stops
+        reading while the host's output is over the high-water mark; see `rooms.connection`)."""
         if self.host.connected and not self.done:
             self.host.session.send_tool_call_input(self.toolkit, self.tool_call_id, chunk)
             self.host._kick()
+            self.host._check_fan_out()
 
     def deliver(self, event: HostEvent) -> None:
         if self.done:

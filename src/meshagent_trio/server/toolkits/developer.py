@@ -2,8 +2,8 @@
 
 `log` / `info` / `warning` / `error` append an entry; every open `logs` stream receives it as a
 `binary` chunk with headers `{"type": <log type>}` and the entry's data as UTF-8 JSON. Logs are
-live only (no history). A subscriber that falls more than `SUBSCRIBER_BUFFER` entries behind
-loses the oldest ones rather than slowing the room down.
+live only (no history). Entries are queued for each subscriber without slowing the writer down;
+a subscriber that cannot keep up is evicted like any slow reader (see `rooms.participant`).
 """
 
 from __future__ import annotations
@@ -20,20 +20,21 @@ from ..toolkit import Toolkit, ToolCall, permission_denied
 
 toolkit = Toolkit("developer")
 
-SUBSCRIBER_BUFFER = 1000
 _encode = msgspec.json.Encoder().encode
 
 
 class DeveloperLogs:
+    """The open `logs` streams of a room."""
+
     def __init__(self, _room: Any = None) -> None:
-        self.subscribers: set[trio.MemorySendChannel[tuple[str, dict[str, Any]]]] = set()
+        self.subscribers: set[ToolCall] = set()
 
     def publish(self, type: str, data: dict[str, Any]) -> None:
+        if not self.subscribers:
+            return
+        chunk = BinaryContent(headers={"type": type}, data=_encode(data))
         for subscriber in list(self.subscribers):
-            try:
-                subscriber.send_nowait((type, data))
-            except trio.WouldBlock:
-                pass  # a slow reader loses entries; it never blocks the room
+            subscriber.push(chunk)
 
 
 def _logs(call: ToolCall) -> DeveloperLogs:
@@ -80,21 +81,14 @@ async def logs(call: ToolCall) -> None:
     """Stream log entries until the caller closes its input (or leaves)."""
     if not _require_developer(call).logs:
         raise permission_denied("the token does not allow reading developer logs")
-    send, receive = trio.open_memory_channel[tuple[str, dict[str, Any]]](SUBSCRIBER_BUFFER)
     subscribers = _logs(call).subscribers
-    subscribers.add(send)
     await call.open_stream()
+    subscribers.add(call)
     try:
-        async with trio.open_nursery() as nursery:
-
-            async def until_input_closes() -> None:
-                if call.has_input_stream:
-                    async for _ in call.input():
-                        pass  # the client sends nothing but the close
-                    nursery.cancel_scope.cancel()
-
-            nursery.start_soon(until_input_closes)
-            async for type, data in receive:
-                await call.send(BinaryContent(headers={"type": type}, data=_encode(data)))
+        if call.has_input_stream:
+            async for _ in call.input():
+                pass  # the client sends nothing but the close
+        else:
+            await trio.sleep_forever()  # until the caller leaves
     finally:
-        subscribers.discard(send)
+        subscribers.discard(call)
