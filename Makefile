@@ -5,8 +5,10 @@ BIN := $(VENV)/bin
 # The official meshagent-api 0.56 client needs Python 3.13; it lives in its own virtualenv
 # and is used by tests/interop and benchmarks/ when present.
 OFFICIAL_VENV ?= .venv-official
+# A checkout of the public meshagent/meshagent-ts repository for `make interop-ts`; empty: it skips.
+TS_DIR ?=
 
-.PHONY: demo test bench official-env clean
+.PHONY: demo test bench official-env interop-ts clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "meshagent-trio needs Python 3.11 or newer")'
@@ -26,6 +28,10 @@ test: $(BIN)/.installed
 
 official-env:
 	bash scripts/official-env.sh $(OFFICIAL_VENV)
+
+# The official TypeScript client's own test suite against our server (needs node and npm).
+interop-ts: $(BIN)/.installed
+	MESHAGENT_TRIO_BIN=$(abspath $(BIN)) bash scripts/interop-ts.sh $(TS_DIR)
 
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/framing.py
