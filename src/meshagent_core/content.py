@@ -17,7 +17,7 @@ from typing import Any, Mapping, Union
 import msgspec
 
 from .envelope import JsonStyle, decode_json, pack_message, split_message
-from .jsondepth import BoundedDecoder
+from .jsondepth import MAX_JSON_DEPTH, BoundedDecoder
 from .errors import EnvelopeError, RoomException
 
 
@@ -204,14 +204,14 @@ _HEADER_CLASSES: dict[str, type] = {
 }
 
 
-def unpack_content(data: bytes | bytearray | memoryview) -> Content:
+def unpack_content(data: bytes | bytearray | memoryview, limit: int = MAX_JSON_DEPTH) -> Content:
     """Decode an envelope that holds one content value (a response, a hosted tool's result)."""
     header_bytes, payload = split_message(data)
     try:
-        header = _content_header_decoder.decode(header_bytes)
+        header = _content_header_decoder.decode(header_bytes, limit)
     except msgspec.DecodeError:
         # Slow path, only to name the problem precisely (or to read NaN and lone surrogates).
-        header_dict = _decode_object(header_bytes)
+        header_dict = _decode_object(header_bytes, limit)
         return content_from_header(header_dict, payload)
     return _with_payload(header, payload)
 
@@ -259,8 +259,8 @@ def _describe_invalid(content_type: str, error: msgspec.ValidationError) -> str:
     return f"{content_type} content is invalid: {error}"
 
 
-def _decode_object(header_bytes: bytes | memoryview) -> dict[str, Any]:
-    value = decode_json(header_bytes)
+def _decode_object(header_bytes: bytes | memoryview, limit: int = MAX_JSON_DEPTH) -> dict[str, Any]:
+    value = decode_json(header_bytes, limit)
     if not isinstance(value, dict):
         raise EnvelopeError("message header must be an object")
     return value

@@ -21,7 +21,7 @@ from typing import Any, Mapping, TypeVar
 import msgspec
 
 from .errors import EnvelopeError
-from .jsondepth import BoundedDecoder, decode_bounded, loads_bounded
+from .jsondepth import MAX_JSON_DEPTH, BoundedDecoder, decode_bounded, loads_bounded
 
 HEADER_LENGTH_SIZE = 8
 META_KEY = "__meshagent__"
@@ -143,22 +143,23 @@ def split_message(data: bytes | bytearray | memoryview) -> tuple[bytes | memoryv
     return view[HEADER_LENGTH_SIZE:end], bytes(view[end:])
 
 
-def decode_json(header_bytes: bytes | memoryview) -> Any:
-    """Any JSON value. Falls back to the standard library for what the official client can
-    send but strict JSON parsers refuse: bare NaN/Infinity, lone surrogate escapes."""
+def decode_json(header_bytes: bytes | memoryview, limit: int = MAX_JSON_DEPTH) -> Any:
+    """Any JSON value, nested at most `limit` deep. Falls back to the standard library for what
+    the official client can send but strict JSON parsers refuse: bare NaN/Infinity, lone
+    surrogate escapes."""
     try:
-        return _json_decoder.decode(header_bytes)
+        return _json_decoder.decode(header_bytes, limit)
     except msgspec.DecodeError as error:
         try:
-            return loads_bounded(bytes(header_bytes))
+            return loads_bounded(bytes(header_bytes), limit)
         except ValueError:
             raise EnvelopeError(f"invalid message header: {error}") from None
 
 
-def unpack_message(data: bytes | bytearray | memoryview) -> tuple[dict[str, Any], bytes]:
+def unpack_message(data: bytes | bytearray | memoryview, limit: int = MAX_JSON_DEPTH) -> tuple[dict[str, Any], bytes]:
     """(header, payload) of an envelope; the header is a dict without `__meshagent__`."""
     header_bytes, payload = split_message(data)
-    header = decode_json(header_bytes)
+    header = decode_json(header_bytes, limit)
     if type(header) is not dict:
         raise EnvelopeError("message header must be an object")
     header.pop(META_KEY, None)

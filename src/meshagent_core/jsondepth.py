@@ -21,8 +21,14 @@ import msgspec
 #: of the protocol needs, and far enough below the recursion limit that what was decoded can
 #: be encoded again from inside a handler.
 MAX_JSON_DEPTH = 256
+#: What the server accepts from a participant: anything it relays (attributes inside presence
+#: events, a message inside `messaging.send`, a caller's arguments inside a routed call) is
+#: wrapped a few levels deeper, and must still be within `MAX_JSON_DEPTH` for every receiver.
+MAX_RELAYED_DEPTH = MAX_JSON_DEPTH - 16
 
-TOO_DEEP = f"JSON is nested more than {MAX_JSON_DEPTH} levels deep"
+
+def too_deep(limit: int) -> str:
+    return f"JSON is nested more than {limit} levels deep"
 
 
 def json_depth_exceeds(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
@@ -35,9 +41,8 @@ def json_depth_exceeds(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
             children: Any = item.values()
         elif isinstance(item, (list, tuple)):
             children = item
-        elif isinstance(item, msgspec.Struct):
+        elif isinstance(item, msgspec.Struct):  # decoded from an object: one level, like a dict
             children = [getattr(item, name) for name in item.__struct_fields__]
-            depth -= 1  # a Struct is the object it was decoded from, counted by its fields' level
         else:
             continue
         depth += 1
@@ -55,53 +60,69 @@ def _bracket_count(data: bytes | bytearray | memoryview | str) -> int:
     return data.count(b"[") + data.count(b"{")
 
 
-def check_decoded(data: bytes | bytearray | memoryview | str, value: Any) -> Any:
-    """`value`, decoded from `data`, after the depth check (`msgspec.DecodeError` if too deep)."""
-    if _bracket_count(data) > MAX_JSON_DEPTH and json_depth_exceeds(value):
-        raise msgspec.DecodeError(TOO_DEEP)
+_decode_any = msgspec.json.Decoder().decode
+
+
+def check_decoded(data: bytes | bytearray | memoryview | str, value: Any, limit: int = MAX_JSON_DEPTH, *, typed: bool = False) -> Any:
+    """`value`, decoded from `data`, after the depth check (`msgspec.DecodeError` if too deep).
+    For a `typed` decode the whole text is checked, keys the type ignores included."""
+    if _bracket_count(data) > limit:
+        if typed:
+            try:
+                value_checked = _decode_any(data)
+            except RecursionError:
+                raise msgspec.DecodeError(too_deep(limit)) from None
+        else:
+            value_checked = value
+        if json_depth_exceeds(value_checked, limit):
+            raise msgspec.DecodeError(too_deep(limit))
     return value
 
 
 class BoundedDecoder:
-    """`msgspec.json.Decoder(type)` that refuses JSON nested past `MAX_JSON_DEPTH`."""
+    """`msgspec.json.Decoder(type)` that refuses JSON nested past `limit` (by default
+    `MAX_JSON_DEPTH`; each call may ask for a lower one)."""
 
-    __slots__ = ("_decode",)
+    __slots__ = ("_decode", "_typed", "limit")
 
-    def __init__(self, type: Any = Any) -> None:
+    def __init__(self, type: Any = Any, limit: int = MAX_JSON_DEPTH) -> None:
         self._decode = msgspec.json.Decoder(type).decode
+        self._typed = type is not Any
+        self.limit = limit
 
-    def decode(self, data: bytes | bytearray | memoryview | str) -> Any:
+    def decode(self, data: bytes | bytearray | memoryview | str, limit: int | None = None) -> Any:
+        limit = self.limit if limit is None else limit
         try:
             value = self._decode(data)
         except RecursionError:
-            raise msgspec.DecodeError(TOO_DEEP) from None
-        return check_decoded(data, value)
+            raise msgspec.DecodeError(too_deep(limit)) from None
+        return check_decoded(data, value, limit, typed=self._typed)
 
 
 _any = BoundedDecoder()
 
 
-def decode_bounded(data: bytes | bytearray | memoryview | str, type: Any = None) -> Any:
+def decode_bounded(data: bytes | bytearray | memoryview | str, type: Any = None, limit: int = MAX_JSON_DEPTH) -> Any:
     """`msgspec.json.decode(data, type=type)` with the nesting limit."""
     if type is None:
-        return _any.decode(data)
+        return _any.decode(data, limit)
     try:
         value = msgspec.json.decode(data, type=type)
     except RecursionError:
-        raise msgspec.DecodeError(TOO_DEEP) from None
-    return check_decoded(data, value)
+        raise msgspec.DecodeError(too_deep(limit)) from None
+    return check_decoded(data, value, limit, typed=True)
 
 
-def loads_bounded(data: bytes | bytearray | str) -> Any:
+def loads_bounded(data: bytes | bytearray | str, limit: int = MAX_JSON_DEPTH) -> Any:
     """`json.loads` (which also reads NaN, Infinity and lone surrogates) with the nesting limit;
     raises `ValueError` for malformed or too deeply nested JSON."""
     try:
         value = json.loads(data)
     except RecursionError:
-        raise ValueError(TOO_DEEP) from None
-    if _bracket_count(data) > MAX_JSON_DEPTH and json_depth_exceeds(value):
-        raise ValueError(TOO_DEEP)
+        raise ValueError(too_deep(limit)) from None
+    if _bracket_count(data) > limit and json_depth_exceeds(value, limit):
+        raise ValueError(too_deep(limit))
     return value
 
 
-__all__ = ["MAX_JSON_DEPTH", "BoundedDecoder", "check_decoded", "decode_bounded", "json_depth_exceeds", "loads_bounded"]
+__all__ = ["MAX_JSON_DEPTH", "MAX_RELAYED_DEPTH", "too_deep", "BoundedDecoder", "check_decoded", "decode_bounded", "json_depth_exceeds", "loads_bounded"]

@@ -11,6 +11,7 @@ from ..content import Content, JsonContent, content_from_header, is_content_head
 from ..envelope import JsonStyle, pack_message, unpack_message
 from ..errors import ConnectionLost, EnvelopeError, ErrorCode, FramingError, LocalProtocolError
 from ..framing import DEFAULT_MAX_MESSAGE_SIZE, Message, PacketReader, PacketWriter
+from ..jsondepth import MAX_JSON_DEPTH
 from ..messages import ToolCallChunk
 from .events import Event, SessionClosed
 
@@ -150,10 +151,10 @@ class Session:
         raise NotImplementedError
 
 
-def decode_chunk_message(data: bytes) -> tuple[ToolCallChunk, Content | dict[str, Any]]:
+def decode_chunk_message(data: bytes, limit: int = MAX_JSON_DEPTH) -> tuple[ToolCallChunk, Content | dict[str, Any]]:
     """Header and chunk of a `*_chunk` message. A `chunk` that is an object with a non-content
     `type` (a progress event) comes back as that dict; a malformed content chunk raises."""
-    header, payload = unpack_message(data)
+    header, payload = unpack_message(data, limit)
     try:
         chunk_message = msgspec.convert(header, type=ToolCallChunk)
     except msgspec.ValidationError as error:

@@ -16,7 +16,7 @@ from ..content import Content, ContentHeader, ControlContent, EmptyContent, Erro
 from ..envelope import split_message, unpack_message
 from ..errors import ConnectionLost, EnvelopeError, ErrorCode, LocalProtocolError, RemoteProtocolError, RoomException
 from ..framing import Message
-from ..jsondepth import BoundedDecoder
+from ..jsondepth import MAX_RELAYED_DEPTH, BoundedDecoder
 from .. import messages as m
 from .base import Session, SessionState, decode_arguments, decode_chunk_message, not_pending
 from .events import (
@@ -33,7 +33,7 @@ from .events import (
 )
 
 
-_invoke_decoder = BoundedDecoder(m.InvokeTool)
+_invoke_decoder = BoundedDecoder(m.InvokeTool, MAX_RELAYED_DEPTH)
 _EMPTY = EmptyContent()
 
 
@@ -50,7 +50,7 @@ class _ContentInvoke(msgspec.Struct, kw_only=True):
     tool_call_id: str
 
 
-_content_invoke_decoder = BoundedDecoder(_ContentInvoke)
+_content_invoke_decoder = BoundedDecoder(_ContentInvoke, MAX_RELAYED_DEPTH)
 
 
 @dataclass(slots=True)
@@ -205,7 +205,7 @@ class ServerSession(Session):
                 except msgspec.DecodeError:
                     # What strict JSON refuses (NaN, lone surrogates) or what does not fit: the
                     # general path accepts the former and names the problem of the latter.
-                    header, payload = unpack_message(message.data)
+                    header, payload = unpack_message(message.data, MAX_RELAYED_DEPTH)
                     invoke = msgspec.convert(header, type=m.InvokeTool)
                 arguments = decode_arguments(invoke.arguments, payload)
         except (EnvelopeError, msgspec.ValidationError) as error:
@@ -229,7 +229,7 @@ class ServerSession(Session):
 
     def _on_request(self, message: Message) -> None:
         try:
-            header, payload = unpack_message(message.data)
+            header, payload = unpack_message(message.data, MAX_RELAYED_DEPTH)
         except EnvelopeError as error:
             self._refuse(message, error)
             return
@@ -242,7 +242,7 @@ class ServerSession(Session):
         # as a request and waits for that answer before sending the next; the Python clients
         # drop answers to ids they are not waiting for.
         try:
-            header, chunk = decode_chunk_message(message.data)
+            header, chunk = decode_chunk_message(message.data, MAX_RELAYED_DEPTH)
             if not isinstance(chunk, ControlContent) and isinstance(chunk, dict):
                 raise EnvelopeError("input chunk must be content")
         except EnvelopeError as error:
@@ -259,7 +259,7 @@ class ServerSession(Session):
 
     def _on_set_attributes(self, message: Message) -> None:
         try:
-            header, _ = unpack_message(message.data)
+            header, _ = unpack_message(message.data, MAX_RELAYED_DEPTH)
         except EnvelopeError as error:
             self._events.append(MalformedMessage(message.id, message.type, error))
             return
@@ -273,7 +273,7 @@ class ServerSession(Session):
             )
             return
         try:
-            content = unpack_content(message.data)
+            content = unpack_content(message.data, MAX_RELAYED_DEPTH)
         except EnvelopeError as error:
             del self._routed[message.id]
             self._events.append(
@@ -293,7 +293,7 @@ class ServerSession(Session):
             )
             return
         try:
-            _, chunk = decode_chunk_message(message.data)
+            _, chunk = decode_chunk_message(message.data, MAX_RELAYED_DEPTH)
         except EnvelopeError as error:
             del self._routed[message.id]
             self._events.append(

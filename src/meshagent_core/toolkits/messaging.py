@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from ..jsondepth import decode_bounded
+from ..jsondepth import MAX_JSON_DEPTH, decode_bounded
 
 TOOLKIT = "messaging"
 
@@ -161,10 +161,11 @@ def encode_message(message: dict[str, Any]) -> str:
     return msgspec.json.encode(message).decode("utf-8")
 
 
-def decode_message(message_json: str) -> dict[str, Any]:
-    """The object of a `message_json` string (it must be a JSON object)."""
+def decode_message(message_json: str, limit: int = MAX_JSON_DEPTH) -> dict[str, Any]:
+    """The object of a `message_json` string (it must be a JSON object, nested at most `limit`
+    deep)."""
     try:
-        message = decode_bounded(message_json)
+        message = decode_bounded(message_json, limit=limit)
     except msgspec.DecodeError as error:
         raise MessagingFormatError(f"message_json is not valid JSON: {error}") from None
     if not isinstance(message, dict):

@@ -71,6 +71,7 @@ from meshagent_core import (
 )
 from meshagent_core import messages as m
 from meshagent_core.session import events as ev
+from meshagent_core.jsondepth import MAX_RELAYED_DEPTH
 from meshagent_core.toolkits import messaging as contract
 from meshagent_core.toolkits.messaging import (
     BroadcastInput,
@@ -145,7 +146,7 @@ def _decode_payload(
     if event and type in contract.PRESENCE_TYPES:
         raise invalid_request(f"the message type {type!r} is reserved for presence events")
     try:
-        return contract.decode_message(message_json), contract.decode_attachment(attachment_base64)
+        return contract.decode_message(message_json, MAX_RELAYED_DEPTH), contract.decode_attachment(attachment_base64)
     except MessagingFormatError as error:
         raise invalid_request(str(error)) from None
 
