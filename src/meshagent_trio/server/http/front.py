@@ -83,6 +83,7 @@ class HttpFront:
         config = self.config
         connection = h11.Connection(h11.SERVER, max_incomplete_event_size=config.max_request_head)
         while True:
+            event: h11.Request | None = None
             with trio.move_on_after(config.request_head_timeout):
                 try:
                     event = await _next_request(stream, connection)
@@ -93,6 +94,11 @@ class HttpFront:
                     return
             if not isinstance(event, h11.Request):
                 return  # closed, or no request head in time: dropped
+            if len(event.target) + sum(len(name) + len(value) + 4 for name, value in event.headers.raw_items()) > config.max_request_head:
+                # h11 bounds only a head still incomplete after a read; this bounds one that
+                # arrived whole.
+                await respond(stream, connection, 431, "request head too large\n")
+                return
             target = urlsplit(event.target.decode("latin-1"))
             request = Request(
                 stream=stream,

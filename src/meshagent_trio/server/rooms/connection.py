@@ -133,6 +133,7 @@ async def _writer(participant: Participant, ws: WebSocketConnection) -> None:
         participant._wakeup = trio.Event()
         packets = session.packets_to_send()
         participant.in_flight = len(packets)
+        participant.writer_busy = True
         try:
             # Also with no packets: what `_send_held` queued on the socket may still be there.
             for start in range(0, max(len(packets), 1), WRITE_SLICE):
@@ -143,6 +144,7 @@ async def _writer(participant: Participant, ws: WebSocketConnection) -> None:
             return
         finally:
             participant.in_flight = 0
+            participant.writer_busy = False
 
 
 async def _watch_output(participant: Participant) -> None:

@@ -53,6 +53,9 @@ class Participant:
         self._wakeup = trio.Event()
         self._sent = trio.Event()
         self.in_flight = 0  # packets the writer task is writing
+        #: The writer task holds packets it has not handed to the socket yet: whatever is
+        #: queued after them must wait for it (never sent between its slices).
+        self.writer_busy = False
         #: Set when the backlog goes over the high-water mark (the watchdog's cue).
         self.output_stalled = trio.Event()
         #: (code, reason) of a close the server decided (an eviction, a failure), else None.
@@ -84,8 +87,13 @@ class Participant:
 
     def respond(self, request_id: int, content: Content) -> None:
         if self.connected and self.session.is_open_request(request_id):
+            backed_up = self.backlog > self.room.config.output_high_water
             self.session.respond(request_id, content)
             self._kick()
+            if backed_up:
+                # Answers piling up behind unread ones (a client that pipelines and does not
+                # read): the same limits as fan-out. One large answer into a short queue is fine.
+                self._check_fan_out()
 
     def send_response_chunk(self, tool_call_id: str, chunk: Content | dict[str, Any]) -> None:
         if self.connected:
@@ -174,7 +182,7 @@ class Participant:
             return
         self._kicked = False
         ws = self.websocket
-        if ws is not None and ws.can_send_nowait and not self._wakeup.is_set():
+        if ws is not None and ws.can_send_nowait and not self._wakeup.is_set() and not self.writer_busy:
             try:
                 packets = self.session.packets_to_send()
                 if packets:

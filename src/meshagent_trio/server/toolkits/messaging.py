@@ -207,8 +207,7 @@ async def send(call: ToolCall) -> None:
     request = call.json_arguments(SendInput)
     message, attachment = _decode_payload(request.type, request.message_json, request.attachment_base64)
     target = _find_enabled(call.room, request.to_participant_id)
-    _deliver(target, call.caller.id, request.type, message, attachment)
-    await target.writable()
+    _deliver(target, call.caller.id, request.type, message, attachment)  # never waits on the target
 
 
 @toolkit.tool("broadcast")
@@ -223,10 +222,8 @@ async def broadcast(call: ToolCall) -> None:
         for participant in call.room.participants.values()
         if participant is not caller and participant.messaging_enabled and participant.connected
     ]
-    for target in targets:
+    for target in targets:  # never waits on a recipient (see Participant.send_event)
         _deliver(target, caller.id, request.type, message, attachment)
-    for target in targets:
-        await target.writable()
 
 
 # --- streams ---------------------------------------------------------------------------------
