@@ -17,8 +17,8 @@ from typing import Any, Mapping, Union
 import msgspec
 
 from .envelope import JsonStyle, decode_json, pack_message, split_message
-from .jsondepth import MAX_JSON_DEPTH, BoundedDecoder
 from .errors import EnvelopeError, RoomException
+from .jsondepth import MAX_JSON_DEPTH, BoundedDecoder
 
 
 class ControlCloseStatus(IntEnum):

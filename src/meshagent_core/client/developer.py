@@ -27,8 +27,8 @@ import msgspec
 
 from ..content import BinaryContent, ControlContent, ErrorContent
 from ..errors import ConnectionLost, ErrorCode, RoomException
-from ..toolkits.developer import TOOLKIT, LevelInput, LogInput
 from ..jsondepth import BoundedDecoder
+from ..toolkits.developer import TOOLKIT, LevelInput, LogInput
 from .connection import RoomConnection
 from .room import RoomClient, SubClient
 from .calls import READY, CallIterator, expect_stream_open, unexpected_response

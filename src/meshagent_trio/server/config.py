@@ -93,8 +93,13 @@ class ServerConfig:
     #: requests, and a backlog of fan-out (messages, events, relays) starts the slow-reader
     #: clock below.
     output_high_water: int = 4096
-    #: Unsent outgoing packets at which the participant is disconnected at once (close 1008).
-    output_hard_limit: int = 16384
+    #: Unsent outgoing packets at which the participant is disconnected at once (close 1008)
+    #: when what piles up is fan-out (others' messages and events): large enough that a
+    #: recipient that reads absorbs a burst, while one that stopped reading is left to the clock.
+    output_hard_limit: int = 65536
+    #: The same for its own answers piling up behind unread ones (it pipelines and does not
+    #: read; its reader is already paused).
+    answer_hard_limit: int = 16384
     #: Seconds a participant's output may stay above the high-water mark before it is
     #: disconnected (close 1008: it could not keep up).
     slow_reader_timeout: float = 10.0

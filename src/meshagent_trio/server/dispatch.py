@@ -100,7 +100,7 @@ def _answer_inline(answer_now: Callable[[ToolCall], Any], call: ToolCall) -> boo
         call._fail(error)
         return True
     except Exception as error:  # a bug in a handler must not take the room down
-        call._fail(unexpected_failure(f"{call.toolkit}.{call.tool}", error, call))
+        call._fail(unexpected_failure(f"{call.toolkit}.{call.tool}", error, call.caller))
         return True
     if result is NotImplemented:
         return False
@@ -165,7 +165,7 @@ async def _run_request(participant: Participant, handler: RequestHandler, event:
     except RoomException as error:
         content = error_content(error)
     except Exception as error:
-        content = error_content(unexpected_failure(event.type, error))
+        content = error_content(unexpected_failure(event.type, error, participant))
     participant.respond(event.request_id, content)
 
 

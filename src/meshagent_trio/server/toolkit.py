@@ -234,17 +234,16 @@ async def _run_handler(handler: Handler, call: ToolCall) -> None:
     except trio.Cancelled:
         raise
     except Exception as error:  # a bug in a handler must not take the room down
-        call._fail(unexpected_failure(f"{call.toolkit}.{call.tool}", error, call))
+        call._fail(unexpected_failure(f"{call.toolkit}.{call.tool}", error, call.caller))
     else:
         call._finish(result)
 
 
-def unexpected_failure(what: str, error: Exception, call: "ToolCall | None" = None) -> RoomException:
+def unexpected_failure(what: str, error: Exception, caller: "Participant") -> RoomException:
     """The answer to a request whose handler raised something it did not mean to: logged in
-    full here, told to the client without server paths or internals (an `OSError` gives its
-    reason, anything else its type)."""
-    where = f" in room {call.room.name} for {call.caller!r}" if call is not None else ""
-    log.error("%s failed%s", what, where, exc_info=error)
+    full here with the room and the caller, told to the client without server paths or
+    internals (an `OSError` gives its reason, anything else its type)."""
+    log.error("%s failed in room %s for %r", what, caller.room.name, caller, exc_info=error)
     reason = error.strerror if isinstance(error, OSError) and error.strerror else f"internal error ({type(error).__name__})"
     return RoomException(f"{what} failed: {reason}", code=ErrorCode.OPERATION_FAILED)
 

@@ -92,8 +92,8 @@ class Participant:
             self._kick()
             if backed_up:
                 # Answers piling up behind unread ones (a client that pipelines and does not
-                # read): the same limits as fan-out. One large answer into a short queue is fine.
-                self._check_fan_out()
+                # read). One large answer into a short queue is fine.
+                self._check_fan_out(self.room.config.answer_hard_limit)
 
     def send_response_chunk(self, tool_call_id: str, chunk: Content | dict[str, Any]) -> None:
         if self.connected:
@@ -117,15 +117,13 @@ class Participant:
         self._kick()
         self._check_fan_out()
 
-    def _check_fan_out(self) -> None:
+    def _check_fan_out(self, hard_limit: int | None = None) -> None:
         backlog = self.backlog
         config = self.room.config
         if backlog > config.output_high_water:
-            if backlog > config.output_hard_limit:
-                self.evict(
-                    1008,
-                    f"could not keep up: more than {config.output_hard_limit} packets were waiting to be sent to this participant",
-                )
+            limit = config.output_hard_limit if hard_limit is None else hard_limit
+            if backlog > limit:
+                self.evict(1008, f"could not keep up: more than {limit} packets were waiting to be sent to this participant")
             else:
                 self.output_stalled.set()
 

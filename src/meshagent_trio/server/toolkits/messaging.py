@@ -69,9 +69,9 @@ from meshagent_core import (
     JsonContent,
     RoomException,
 )
+from meshagent_core.jsondepth import MAX_RELAYED_DEPTH
 from meshagent_core import messages as m
 from meshagent_core.session import events as ev
-from meshagent_core.jsondepth import MAX_RELAYED_DEPTH
 from meshagent_core.toolkits import messaging as contract
 from meshagent_core.toolkits.messaging import (
     BroadcastInput,

@@ -53,9 +53,9 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import trio
 
-from meshagent_core.jsondepth import BoundedDecoder
 from meshagent_core import EmptyContent, ErrorCode, JsonContent, RoomException
 from meshagent_core.tokens.grants import QueuesGrant
+from meshagent_core.jsondepth import BoundedDecoder
 from meshagent_core.toolkits.queues import (
     CloseInput,
     DrainInput,

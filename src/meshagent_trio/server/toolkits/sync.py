@@ -49,8 +49,8 @@ import trio
 from pycrdt import Doc, merge_updates
 from pycrdt import get_update as diff_update
 
-from meshagent_core.jsondepth import decode_bounded, loads_bounded
 from meshagent_core import BinaryContent, Content, ErrorCode, JsonContent, RoomException
+from meshagent_core.jsondepth import decode_bounded, loads_bounded
 from meshagent_core.sync import (
     DocumentError,
     InvalidUpdate,
