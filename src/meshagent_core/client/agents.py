@@ -13,11 +13,10 @@ Written once for every event loop: this module awaits only `self.room` and `self
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import AsyncIterable
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import TYPE_CHECKING, Any, AsyncIterator, Literal, Mapping
+from typing import TYPE_CHECKING, Any, AsyncIterator, Mapping
 
 import msgspec
 
@@ -27,15 +26,12 @@ from ..errors import ErrorCode, RoomException
 from ..session import events as ev
 from ..tokens import ApiScope
 from .connection import ToolCallStream
-from .room import SubClient
+from ..toolkits.agents import SUPPORTED_TOOL_CONTENT_TYPES, ToolContentSpec, ToolContentType
+from .hosting import host_toolkit
+from .participants import SubClient
 
 if TYPE_CHECKING:
     from .hosting import HostedToolkit, Toolkit
-
-ToolContentType = Literal["binary", "json", "text", "file", "link", "empty"]
-
-#: The content types a tool's `input_spec` / `output_spec` may name.
-SUPPORTED_TOOL_CONTENT_TYPES: frozenset[str] = frozenset({"binary", "json", "text", "file", "link", "empty"})
 
 #: How long a finished call waits for its input stream to end before stopping it (as the
 #: official client does when the answer comes first).
@@ -43,55 +39,6 @@ INPUT_STREAM_GRACE = 0.5
 
 
 # --- descriptions (the official client's models) ---------------------------------------------
-
-
-class ToolContentSpec(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """What a tool takes or returns: content `types`, whether it is a `stream`, and an optional
-    JSON `schema` of its JSON content."""
-
-    types: list[str]
-    stream: bool = False
-    schema: dict[str, Any] | None = None
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.types, list) or not all(isinstance(t, str) for t in self.types):
-            raise TypeError("types must be a list of supported content type strings")
-        if not self.types:
-            raise ValueError("types must include at least one content type")
-        unsupported = sorted({t for t in self.types if t not in SUPPORTED_TOOL_CONTENT_TYPES})
-        if unsupported:
-            raise ValueError(f"unsupported tool content type(s): {', '.join(unsupported)}")
-        if not isinstance(self.stream, bool):
-            raise TypeError("stream must be a boolean")
-        if self.schema is not None and not isinstance(self.schema, dict):
-            raise TypeError("schema must be an object when provided")
-
-    def includes(self, content_type: str) -> bool:
-        return content_type in self.types
-
-    def to_json(self) -> dict[str, Any]:
-        value: dict[str, Any] = {"types": list(self.types), "stream": self.stream}
-        if self.schema is not None:
-            value["schema"] = self.schema
-        return value
-
-    @staticmethod
-    def from_json(value: Mapping[str, Any] | None) -> "ToolContentSpec | None":
-        """Parse a spec as `room.list_toolkits` sends it (`None` stays `None`)."""
-        if value is None:
-            return None
-        if not isinstance(value, Mapping):
-            raise TypeError("tool content type descriptor must be an object")
-        types = value.get("types")
-        if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
-            raise TypeError("tool content type descriptor requires a string[] 'types'")
-        stream = value.get("stream", False)
-        if not isinstance(stream, bool):
-            raise TypeError("tool content type descriptor 'stream' must be a boolean")
-        schema = value.get("schema")
-        if schema is not None and not isinstance(schema, dict):
-            raise TypeError("tool content type descriptor 'schema' must be an object")
-        return ToolContentSpec(types=list(types), stream=stream, schema=schema)
 
 
 class ToolDescription(msgspec.Struct, kw_only=True):
@@ -485,8 +432,6 @@ class AgentsClient(SubClient):
         unregisters it on exit (calls still running then are cancelled and answered with an
         error). After a reconnect the toolkit is registered again. See
         `meshagent_core.client.hosting`."""
-        from .hosting import host_toolkit
-
         async with host_toolkit(self.room, toolkit, public=public) as hosted:
             yield hosted
 

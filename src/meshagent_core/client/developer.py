@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from typing import Any, AsyncGenerator, Generator
+from typing import TYPE_CHECKING, Any, AsyncGenerator, Generator
 
 import msgspec
 
@@ -30,7 +30,10 @@ from ..errors import ConnectionLost, ErrorCode, RoomException
 from ..jsondepth import BoundedDecoder
 from ..toolkits.developer import TOOLKIT, LevelInput, LogInput
 from .connection import RoomConnection
-from .room import RoomClient, SubClient
+from .participants import SubClient
+
+if TYPE_CHECKING:
+    from .room import RoomClient
 from .calls import READY, CallIterator, expect_stream_open, unexpected_response
 
 log = logging.getLogger("meshagent_core.client")

@@ -65,8 +65,8 @@ from ..content import (
 )
 from ..errors import ErrorCode, RoomException
 from ..session import events as ev
-from .agents import ToolContentSpec
-from .room import Participant, RemoteParticipant
+from ..toolkits.agents import ToolContentSpec
+from .participants import Participant, RemoteParticipant
 
 log = logging.getLogger("meshagent_core.client.hosting")
 

@@ -73,9 +73,10 @@ from ..toolkits.messaging import (
     encode_message,
 )
 from .feeds import Feed, close_receiver
-from .room import Disconnected, Participant, RemoteParticipant, RoomClient, RoomClosed, SubClient
+from .participants import Disconnected, Participant, RemoteParticipant, RoomClosed, SubClient
 
 if TYPE_CHECKING:
+    from .room import RoomClient
     from .connection import RoomConnection, ToolCallStream
 
 log = logging.getLogger("meshagent_core.client.messaging")

@@ -22,7 +22,7 @@ from ..toolkits.queues import (
     ReceiveInput,
     SendInput,
 )
-from .room import SubClient
+from .participants import SubClient
 from .calls import unexpected_response
 
 #: One queue of `room.queues.list()`: `name` and `size` (messages waiting), the official

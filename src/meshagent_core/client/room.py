@@ -14,24 +14,31 @@ import math
 import os
 import logging
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, AsyncIterator, Awaitable, Callable, Mapping
 
 import msgspec
 
 from ..content import Content
 from ..errors import ConnectionLost, RoomException
 from ..session import events as ev
+from .agents import AgentsClient
 from .connection import RoomConnection, ToolCallStream
+from .developer import DeveloperClient
+from .messaging import MessagingClient
+from .participants import (
+    Disconnected,
+    LocalParticipant,
+    Participant,
+    Reconnected,
+    RemoteParticipant,
+    RoomClosed,
+    SubClient,
+    Subscription,
+)
+from .queues import QueuesClient
+from .storage import StorageClient
+from .sync import SyncClient
 from .websocket import HandshakeRejected, WebSocketClosed
-
-if TYPE_CHECKING:
-    from .agents import AgentsClient
-    from .developer import DeveloperClient
-    from .messaging import MessagingClient
-    from .queues import QueuesClient
-    from .storage import StorageClient
-    from .sync import SyncClient
 
 DEFAULT_API_URL = "https://api.meshagent.com"
 RETRY_BASE_DELAY = 0.5
@@ -57,26 +64,6 @@ def retry_delay(attempt: int, *, bounded: bool) -> float:
             return 0.0
         attempt -= 1
     return min(RETRY_MAX_DELAY, RETRY_BASE_DELAY * 2**attempt)
-
-
-@dataclass(frozen=True)
-class Disconnected:
-    """Local event: the connection was lost; the client is reconnecting."""
-
-    reason: str
-
-
-@dataclass(frozen=True)
-class Reconnected:
-    """Local event: a new connection is up; attributes, messaging and hosted toolkits restored."""
-
-
-@dataclass(frozen=True)
-class RoomClosed:
-    """Local event: the room client will not reconnect (server close, permanent refusal,
-    reconnect timeout). Requests from now on raise `ConnectionLost`."""
-
-    reason: str
 
 
 def meshagent_base_url(base_url: str | None = None, environ: Mapping[str, str] | None = None) -> str:
@@ -117,110 +104,6 @@ class WebSocketClientProtocol:
             raise RoomException("a participant token is required to join a room")
         self.url = url
         self.token = token
-
-
-class Participant:
-    def __init__(self, *, id: str, attributes: Mapping[str, Any]) -> None:
-        self._id = id
-        self._attributes = dict(attributes)
-
-    @property
-    def id(self) -> str:
-        return self._id
-
-    @property
-    def attributes(self) -> dict[str, Any]:
-        return dict(self._attributes)
-
-    def get_attribute(self, name: str) -> Any:
-        return self._attributes.get(name)
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self._id} {self._attributes.get('name', '')!r}>"
-
-
-class LocalParticipant(Participant):
-    """This participant. `set_attribute` updates the local copy and tells the room."""
-
-    def __init__(self, room: "RoomClient", *, id: str, attributes: Mapping[str, Any]) -> None:
-        super().__init__(id=id, attributes=attributes)
-        self._room = room
-
-    def set_attribute(self, name: str, value: Any) -> None:
-        self._attributes[name] = value
-        self._room._connection_or_raise().set_attributes({name: value})
-
-
-class RemoteParticipant(Participant):
-    """Another participant, as the messaging presence events describe it."""
-
-    def __init__(self, *, id: str, role: str, attributes: Mapping[str, Any], online: bool = True) -> None:
-        super().__init__(id=id, attributes=attributes)
-        self._role = role
-        self.online = online
-
-    @property
-    def role(self) -> str:
-        return self._role
-
-
-class Subscription:
-    """An async iterator over the room's events of some types (all when none given).
-
-    `close()` (by its owner, or by the room when it closes) ends it: events already buffered
-    are still delivered, then the iteration stops. Both ends of its memory channel are closed
-    as soon as no task is waiting on it (what it still buffers moves to a plain queue), so no
-    channel is left open (AnyIO warns about those)."""
-
-    def __init__(self, room: "RoomClient", types: tuple[type, ...], send: Any, receive: Any) -> None:
-        self._room = room
-        self._types = types
-        self._send = send
-        self._receive = receive
-        self._closed = False
-        self._waiting = 0  # tasks inside __anext__
-        self._leftover: list[ev.Event] | None = None  # the buffered events, once the channel is closed
-
-    def _accepts(self, event: ev.Event) -> bool:
-        return not self._types or isinstance(event, self._types)
-
-    def __aiter__(self) -> "Subscription":
-        return self
-
-    async def __anext__(self) -> ev.Event:
-        if self._leftover is not None:
-            if self._leftover:
-                return self._leftover.pop(0)
-            raise StopAsyncIteration
-        self._waiting += 1
-        try:
-            async for event in self._receive:
-                return event
-        except self._room.backend.stream_errors:  # closed under us: the end as well
-            pass
-        finally:
-            self._waiting -= 1
-            if self._closed:
-                self._release()
-        if self._leftover:
-            return self._leftover.pop(0)
-        raise StopAsyncIteration
-
-    def close(self) -> None:
-        self._room._subscriptions.discard(self)
-        if not self._closed:
-            self._closed = True
-            self._send.close()
-            self._release()
-
-    def _release(self) -> None:
-        """Close the receiving end unless a task is waiting on it (that task does it when it
-        wakes); the events it still buffers move to `_leftover`."""
-        if self._waiting or self._leftover is not None:
-            return
-        receive = self._receive
-        self._leftover = [receive.receive_nowait() for _ in range(receive.statistics().current_buffer_used)]
-        receive.close()
 
 
 def resolve_protocol(
@@ -293,13 +176,6 @@ class RoomClient:
         self._exit_stack: AsyncExitStack | None = None
         self._terminal: RoomException | None = None
         self.closed = False
-
-        from .agents import AgentsClient
-        from .developer import DeveloperClient
-        from .messaging import MessagingClient
-        from .queues import QueuesClient
-        from .storage import StorageClient
-        from .sync import SyncClient
 
         self.agents: AgentsClient = AgentsClient(self)
         self.storage: StorageClient = StorageClient(self)
@@ -588,8 +464,22 @@ def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
     return leaves
 
 
-class SubClient:
-    """Base of `room.storage`, `room.messaging`, …: holds the room it talks through."""
-
-    def __init__(self, room: RoomClient) -> None:
-        self.room = room
+__all__ = [
+    "DEFAULT_API_URL",
+    "PERMANENT_HTTP_STATUSES",
+    "RECONNECT_CLOSE_CODES",
+    "Disconnected",
+    "LocalParticipant",
+    "Participant",
+    "Reconnected",
+    "RemoteParticipant",
+    "RoomClient",
+    "RoomClosed",
+    "SubClient",
+    "Subscription",
+    "WebSocketClientProtocol",
+    "meshagent_base_url",
+    "resolve_protocol",
+    "retry_delay",
+    "websocket_room_url",
+]

@@ -55,7 +55,7 @@ from ..toolkits.storage import (
     UploadStart,
 )
 from .calls import READY, CallIterator, binary_chunk, decode_strict, expect_json, expect_stream_open, unexpected_response
-from .room import SubClient, Subscription
+from .participants import SubClient, Subscription
 
 T = TypeVar("T")
 

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import msgspec
 from pycrdt import merge_updates
@@ -70,7 +70,10 @@ from ..toolkits.sync import (
 )
 from .connection import ToolCallStream
 from .feeds import Feed
-from .room import RoomClient, RoomClosed, SubClient
+from .participants import RoomClosed, SubClient
+
+if TYPE_CHECKING:
+    from .room import RoomClient
 from .calls import binary_chunk, decode_strict, expect_stream_open, unexpected_response
 
 log = logging.getLogger("meshagent_core.client.sync")
