@@ -30,6 +30,7 @@ from meshagent_core import (
     ClientSession,
     ControlContent,
     EmptyContent,
+    ErrorCode,
     ErrorContent,
     JsonContent,
     Message,
@@ -586,3 +587,62 @@ async def test_the_official_client_uploads_a_multi_chunk_file_and_reads_it_back(
         with trio.fail_after(STEP):
             data = await bystander_download(bystander, "official/multi.bin")
         assert hashlib.sha256(data).hexdigest() == seen["sha256"]
+
+
+# --- bugs in the server itself end at most one connection -------------------------------------
+
+
+def _install_failing_toolkit(monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> None:
+    """A built-in toolkit whose tools fail the way a bug would (the real server runs it)."""
+    from meshagent_trio.server import toolkits as builtin
+    from meshagent_trio.server.toolkit import Toolkit, ToolCall
+
+    broken = Toolkit("broken")
+
+    @broken.tool("os_error")
+    async def os_error(call: ToolCall) -> None:
+        open(data_dir / "rooms" / "no" / "such" / "file")  # OSError naming a server path
+
+    @broken.tool("bug")
+    async def bug(call: ToolCall) -> None:
+        raise KeyError("an internal detail")
+
+    monkeypatch.setitem(builtin.BUILTIN_TOOLKITS, "broken", broken)  # the table dispatch reads
+
+
+async def test_a_failing_handler_answers_its_call_without_server_paths(server, credentials, monkeypatch) -> None:
+    _install_failing_toolkit(monkeypatch, server.config.data_dir)
+    with trio.fail_after(10):
+        async with RoomConnection.open(room_url(server), mint(credentials, name="caller")) as caller:
+            with pytest.raises(RoomException) as info:
+                await caller.invoke("broken", "os_error", {})
+            assert info.value.code == ErrorCode.OPERATION_FAILED
+            assert "No such file or directory" in info.value.message
+            assert str(server.config.data_dir) not in info.value.message and "/" not in info.value.message
+            with pytest.raises(RoomException) as info:
+                await caller.invoke("broken", "bug", {})
+            assert "an internal detail" not in info.value.message and "KeyError" in info.value.message
+            assert await caller.request(m.LIST_TOOLKITS, {})  # the caller is still served
+
+
+async def test_a_bug_outside_any_handler_closes_only_that_connection_with_1011(server, credentials, monkeypatch) -> None:
+    from meshagent_trio.server import dispatch
+
+    def broken_attributes(participant: Any, event: Any) -> None:
+        raise RuntimeError("a bug in the server")
+
+    monkeypatch.setitem(dispatch._EVENT_HANDLERS, ev.AttributesSet, broken_attributes)
+    with trio.fail_after(10):
+        async with RoomConnection.open(room_url(server), mint(credentials, name="bystander")) as bystander:
+            websocket = await connect_websocket(room_url(server), headers={"Authorization": "Bearer " + mint(credentials, name="offender")})
+            await websocket.receive_packets()
+            room = server.rooms["test-room"]
+            assert len(room.participants) == 2
+            await websocket.send_packets(encode_message(1, m.SET_ATTRIBUTES, pack_message({"color": "red"})))
+            with pytest.raises(WebSocketClosed) as closed:
+                while True:
+                    await websocket.receive_packets()
+            assert closed.value.code == 1011 and "internal error" in closed.value.reason
+            assert "a bug in the server" not in closed.value.reason
+            assert len(room.participants) == 1  # the offender left the room, nobody else did
+            assert await bystander.request(m.LIST_TOOLKITS, {})

@@ -51,11 +51,13 @@ async def serve_participant(room: Room, token: ParticipantToken, ws: WebSocketCo
             return
         left = True
         participant.connected = False
-        session.connection_closed(reason)
-        for event in session.events_received():
-            dispatch(participant, event)
-        participant_left(participant)
-        room.participants.pop(participant.id, None)
+        try:
+            session.connection_closed(reason)
+            for event in session.events_received():
+                dispatch(participant, event)
+            participant_left(participant)
+        finally:
+            room.participants.pop(participant.id, None)  # even after a bug above: no ghost
 
     try:
         async with trio.open_nursery() as nursery:
