@@ -8,6 +8,7 @@ packets, carried across, reassembled and decoded.
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Callable
 
@@ -94,11 +95,14 @@ async def run_demo(data_dir: Path, out: Callable[[str], None] = print) -> dict[s
     credentials, _ = load_credentials(data_dir)
     server = Server(ServerConfig(data_dir=data_dir, credentials=credentials, port=0))
     results: dict[str, object] = {}
+    # A room of its own per run: the data directory keeps earlier runs' files, queues and
+    # documents, and the demo must not trip over them.
+    room_name = f"demo-{uuid.uuid4().hex[:8]}"
 
     def token(name: str) -> str:
         participant = ParticipantToken(name=name, project_id=credentials.project_id, api_key_id=credentials.key_id)
         participant.add_role_grant("agent")
-        participant.add_room_grant("demo")
+        participant.add_room_grant(room_name)
         participant.add_api_grant(ApiScope.agent_default())
         return participant.to_jwt(token=credentials.secret)
 
@@ -120,7 +124,7 @@ async def run_demo(data_dir: Path, out: Callable[[str], None] = print) -> dict[s
 
     async with trio.open_nursery() as nursery:
         port = await nursery.start(server.serve)
-        url = f"ws://127.0.0.1:{port}/rooms/demo"
+        url = f"ws://127.0.0.1:{port}/rooms/{room_name}"
         out(f"local MeshAgent server on http://127.0.0.1:{port}")
         async with connect(url, token("echo-agent")) as agent, connect(url, token("alice")) as alice:
             out(f"echo-agent joined as {agent.local_participant.id}, alice as {alice.local_participant.id}")

@@ -49,6 +49,15 @@ async def raw_participant(url: str, token: str) -> tuple[WebSocketConnection, Cl
     return websocket, session
 
 
+async def raw_messaging_participant(server: Server, credentials, name: str) -> tuple[WebSocketConnection, ClientSession, Any]:
+    """A raw participant with messaging enabled; also its `Participant` on the server."""
+    websocket, session = await raw_participant(room_url(server), mint(credentials, name=name))
+    session.invoke_tool("messaging", "enable", {})
+    await websocket.send_packets(session.packets_to_send())
+    await read_answers(websocket, session, 1)
+    return websocket, session, participant_named(server, name)
+
+
 async def read_answers(websocket: WebSocketConnection, session: ClientSession, count: int) -> list[ev.Event]:
     """Read until `count` requests have their outcome; the outcomes, in arrival order."""
     outcomes: list[ev.Event] = []
@@ -258,11 +267,7 @@ async def broadcast_past_a_mute_participant(server: Server, credentials) -> Mute
     ):
         await alice.messaging.enable()
         await bob.messaging.enable()
-        websocket, session = await raw_participant(room_url(server), mint(credentials, name="mute"))
-        session.invoke_tool("messaging", "enable", {})
-        await websocket.send_packets(session.packets_to_send())
-        await read_answers(websocket, session, 1)
-        mute = participant_named(server, "mute")
+        websocket, session, mute = await raw_messaging_participant(server, credentials, "mute")
         assert mute.messaging_enabled
         bob_lost = bob.subscribe(Disconnected)
 
@@ -504,11 +509,7 @@ async def test_a_reader_slower_than_a_burst_is_not_evicted_while_it_keeps_readin
     with trio.fail_after(60):
         async with meshagent_trio.connect(room_url(server), mint(credentials, name="alice")) as alice:
             await alice.messaging.enable()
-            websocket, session = await raw_participant(room_url(server), mint(credentials, name="slow"))
-            session.invoke_tool("messaging", "enable", {})
-            await websocket.send_packets(session.packets_to_send())
-            await read_answers(websocket, session, 1)
-            slow = participant_named(server, "slow")
+            websocket, session, slow = await raw_messaging_participant(server, credentials, "slow")
             received: list[int] = []
             peak = 0
 

@@ -27,6 +27,13 @@ async def test_demo_session_against_the_local_server(tmp_path: Path) -> None:
     assert (tmp_path / "credentials.json").exists()
 
 
+async def test_the_demo_runs_again_on_the_same_data_dir(tmp_path: Path) -> None:
+    """`make demo` twice: the second run meets the first one's files and must still pass."""
+    for _ in range(2):
+        results = await run_demo(tmp_path, [].append)
+        assert results["file"] == b"written by alice" and results["job"] == {"job": "tidy"}
+
+
 def test_cli_demo_command(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "meshagent_trio", "demo", "--data-dir", str(tmp_path)],

@@ -21,18 +21,8 @@ from .messaging import (
     PresenceEvent,
     RoomMessage,
 )
-from .room import (
-    Disconnected,
-    LocalParticipant,
-    Participant,
-    Reconnected,
-    RemoteParticipant,
-    RoomClosed,
-    WebSocketClientProtocol,
-    meshagent_base_url,
-    resolve_protocol,
-    websocket_room_url,
-)
+from .participants import Disconnected, LocalParticipant, Participant, Reconnected, RemoteParticipant, RoomClosed
+from .room import WebSocketClientProtocol, meshagent_base_url, resolve_protocol, websocket_room_url
 from .storage import LocalFileChanged
 from .sync import DocumentChanges
 
