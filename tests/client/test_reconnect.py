@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import anyio
+import anyio.abc
 import anyio.to_thread
 import pytest
 
@@ -115,3 +116,47 @@ async def test_startup_waits_for_the_server(client_module, own_server) -> None:
         group.start_soon(start_later)
         async with client_module.connect(url, token, reconnect_timeout=30) as room:
             assert room.room_name == "late"
+
+
+async def test_first_connection_gives_up_and_names_the_url(client_module, own_server) -> None:
+    url = own_server.room_url("nobody")
+    token = mint(own_server.credentials, "nobody")
+    await anyio.to_thread.run_sync(own_server.stop, abandon_on_cancel=True)  # nothing listens on the port now
+    with anyio.fail_after(20), pytest.raises(ConnectionLost) as info:
+        async with client_module.connect(url, token, connect_timeout=1):
+            pass
+    message = str(info.value)
+    assert message.startswith(f"could not connect to {url} within 1s: ")
+    assert "meshagent-trio serve" in message
+
+
+async def test_a_peer_that_never_answers_the_handshake_is_cut_off(client_module) -> None:
+    accepted = []
+
+    async def silent(stream) -> None:
+        accepted.append(stream)
+        await anyio.sleep_forever()
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with anyio.create_task_group() as group:
+        group.start_soon(listener.serve, silent)
+        with anyio.fail_after(20), pytest.raises(ConnectionLost) as info:
+            async with client_module.connect(f"ws://127.0.0.1:{port}/rooms/r", "token", connect_timeout=1.5):
+                pass
+        group.cancel_scope.cancel()
+    assert accepted, "the client never reached the silent peer"
+    assert "no answer to the WebSocket handshake" in str(info.value)
+
+
+def test_the_cloud_default_is_announced(caplog: pytest.LogCaptureFixture) -> None:
+    from meshagent_core.client.room import meshagent_base_url, websocket_room_url
+
+    with caplog.at_level("WARNING", logger="meshagent_core.client"):
+        assert websocket_room_url(room_name="r", environ={}) == "wss://api.meshagent.com/rooms/r"
+        assert meshagent_base_url(environ={}) == "https://api.meshagent.com"
+    assert len([r for r in caplog.records if "MESHAGENT_API_URL is not set" in r.getMessage()]) == 2
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="meshagent_core.client"):
+        websocket_room_url(room_name="r", environ={"MESHAGENT_API_URL": "http://127.0.0.1:1"})
+    assert not caplog.records

@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -40,3 +41,55 @@ def test_cli_demo_command(tmp_path: Path) -> None:
         capture_output=True, text=True, check=True, timeout=60,
     )
     assert "alice called echo.shout -> 'HELLO, ROOM'" in result.stdout
+
+
+def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    environ = {**os.environ, "COLUMNS": "200"}  # help text unwrapped
+    return subprocess.run(
+        [sys.executable, "-m", "meshagent_trio", *args], capture_output=True, text=True, timeout=timeout, env=environ
+    )
+
+
+def test_version_and_help_with_defaults() -> None:
+    from meshagent_trio import __version__
+
+    assert cli("--version").stdout.strip() == f"meshagent-trio {__version__}"
+    help_text = " ".join(cli("serve", "--help").stdout.split())
+    for option, default in (("--host", "127.0.0.1"), ("--port", "8078"), ("--data-dir", ".meshagent-data"), ("--log-level", "warning")):
+        assert option in help_text and f"(default: {default})" in help_text
+
+
+def test_serve_on_a_busy_port_is_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cli("serve", "--port", str(port), "--data-dir", str(tmp_path), "--log-level", "info")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"meshagent-trio serve: error: cannot listen on 127.0.0.1:{port}: the address is already in use"
+    ]
+
+
+def test_option_errors_are_one_line(tmp_path: Path) -> None:
+    for args, expected in (
+        (("serve", "--log-level", "verbose"), "argument --log-level: 'verbose' is not one of debug, info, warning, error, critical"),
+        (("serve", "--port", "http"), "argument --port: not a port number: 'http'"),
+        (("serve", "--port", "70000"), "argument --port: a port is between 0 and 65535, not 70000"),
+        (("serve", "--colour"), "unrecognized arguments: --colour"),
+    ):
+        result = cli(*args)
+        assert result.returncode == 2, args
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and expected in lines[0], (args, result.stderr)
+
+
+def test_a_data_dir_that_cannot_be_used_is_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    result = cli("serve", "--port", "0", "--data-dir", str(blocker / "data"))
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("meshagent-trio serve: error: ") and "a-file" in lines[0], result.stderr

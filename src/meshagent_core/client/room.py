@@ -10,11 +10,12 @@ never callbacks.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
-import logging
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, AsyncIterator, Awaitable, Callable, Mapping
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -41,6 +42,12 @@ from .sync import SyncClient
 from .websocket import HandshakeRejected, WebSocketClosed
 
 DEFAULT_API_URL = "https://api.meshagent.com"
+#: Seconds the first connection may take, retries included, before `connect()` gives up.
+DEFAULT_CONNECT_TIMEOUT = 30.0
+#: Seconds between the first connection's retries at most: a server that is starting is found
+#: quickly.
+FIRST_CONNECT_MAX_DELAY = 2.0
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})
 RETRY_BASE_DELAY = 0.5
 RETRY_MAX_DELAY = 30.0
 #: Upgrade answers that mean "never": wrong token or room (403), no such room (404), disabled (423).
@@ -66,12 +73,32 @@ def retry_delay(attempt: int, *, bounded: bool) -> float:
     return min(RETRY_MAX_DELAY, RETRY_BASE_DELAY * 2**attempt)
 
 
+def unreachable_message(url: str, timeout: float | None, reason: str) -> str:
+    """Why the first connection failed, with what to do about it for a local server."""
+    message = f"could not connect to {url} within {timeout:g}s: {reason}"
+    host = urlsplit(url).hostname or ""
+    if host in LOCAL_HOSTS:
+        message += "; is the local server running? Start it with `meshagent-trio serve`"
+    return message
+
+
 def meshagent_base_url(base_url: str | None = None, environ: Mapping[str, str] | None = None) -> str:
     """The REST base: explicit, else `MESHAGENT_PROFILE_API_URL`, else `MESHAGENT_API_URL`, else
     the cloud; trailing `/` stripped (ROOM_WIRE §1.1)."""
     environ = os.environ if environ is None else environ
-    url = base_url or environ.get("MESHAGENT_PROFILE_API_URL") or environ.get("MESHAGENT_API_URL") or DEFAULT_API_URL
+    url = base_url or environ.get("MESHAGENT_PROFILE_API_URL") or environ.get("MESHAGENT_API_URL")
+    if not url:
+        _warn_cloud_default(DEFAULT_API_URL)
+        url = DEFAULT_API_URL
     return url.rstrip("/")
+
+
+def _warn_cloud_default(url: str) -> None:
+    log.warning(
+        "MESHAGENT_API_URL is not set, so this uses the MeshAgent cloud (%s); "
+        "for a local server, run `meshagent-trio serve` and export the MESHAGENT_API_URL it prints",
+        url,
+    )
 
 
 def websocket_room_url(
@@ -86,8 +113,10 @@ def websocket_room_url(
             environ.get("MESHAGENT_ROOM_URL")
             or environ.get("MESHAGENT_PROFILE_API_URL")
             or environ.get("MESHAGENT_API_URL")
-            or "wss://api.meshagent.com"
         )
+        if not base_url:
+            base_url = "wss://api.meshagent.com"
+            _warn_cloud_default(base_url)
         if base_url.startswith("https:"):
             base_url = "wss:" + base_url[len("https:") :]
         elif base_url.startswith("http:"):
@@ -153,9 +182,12 @@ class RoomClient:
         protocol: WebSocketClientProtocol | None = None,
         protocol_factory: Callable[[], WebSocketClientProtocol] | None = None,
         reconnect_timeout: float | None = None,
+        connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
     ) -> None:
         if reconnect_timeout is not None and reconnect_timeout < 0:
             raise ValueError("reconnect_timeout must be None or a non-negative number")
+        if connect_timeout is not None and connect_timeout <= 0:
+            raise ValueError("connect_timeout must be None or a positive number")
         if protocol is not None and protocol_factory is not None:
             raise ValueError("pass protocol or protocol_factory, not both")
         if protocol is None and protocol_factory is None:
@@ -167,6 +199,8 @@ class RoomClient:
             protocol = WebSocketClientProtocol(url=websocket_room_url(room_name=room_name), token=token)
         self._protocol_factory = protocol_factory or (lambda: protocol)  # type: ignore[return-value]
         self.reconnect_timeout = reconnect_timeout
+        #: Seconds the first connection may take, retries included (None: retry forever).
+        self.connect_timeout = connect_timeout
         self.connection: RoomConnection | None = None
         self._local_participant: LocalParticipant | None = None
         self._subscriptions: set[Subscription] = set()
@@ -195,11 +229,15 @@ class RoomClient:
         *,
         participant_name: str | None = None,
         reconnect_timeout: float | None = None,
+        connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
     ) -> AsyncIterator["RoomClient"]:
         """`async with connect(url_or_room_name, token) as room:` (see `resolve_protocol` for
-        what is taken from the environment when the token or the URL is left out)."""
+        what is taken from the environment when the token or the URL is left out). The first
+        connection is retried for up to `connect_timeout` seconds, then fails with
+        `ConnectionLost` naming the URL."""
         protocol = resolve_protocol(room, token, participant_name=participant_name)
-        async with cls(protocol=protocol, reconnect_timeout=reconnect_timeout) as client:
+        client = cls(protocol=protocol, reconnect_timeout=reconnect_timeout, connect_timeout=connect_timeout)
+        async with client:
             yield client
 
     @property
@@ -264,26 +302,37 @@ class RoomClient:
         backend = self.backend
         attempt = 0
         deadline: float | None = None
+        if self.connect_timeout is not None:
+            deadline = backend.current_time() + self.connect_timeout
         connected_once = False
         while not self.closed:
             protocol = self._protocol_factory()
+            # An attempt that neither connects nor fails (a peer that accepts and never
+            # answers) is cut off at the deadline, like a failed one.
+            attempt_scope = backend.move_on_after(math.inf)
             try:
-                async with self.connection_class.open(protocol.url, protocol.token) as connection:
-                    attempt, deadline = 0, None
-                    self._adopt(connection)
-                    if connected_once:
-                        await self._restore(connection)
-                        self._emit(Reconnected())
-                    connected_once = True
-                    self._started.set()
-                    await self._fan_out(connection)
-                if connection.close_code not in RECONNECT_CLOSE_CODES:
-                    # A close frame from the server (or our own protocol error) is final,
-                    # unless it says to come back (see RECONNECT_CLOSE_CODES).
-                    self._terminate(f"room connection closed: {connection.close_reason}")
-                    return
-                reason = connection.close_reason or "connection lost"
-                self._emit(Disconnected(reason))
+                with attempt_scope:
+                    if deadline is not None:
+                        attempt_scope.deadline = deadline
+                    async with self.connection_class.open(protocol.url, protocol.token) as connection:
+                        attempt_scope.deadline = math.inf
+                        attempt, deadline = 0, None
+                        self._adopt(connection)
+                        if connected_once:
+                            await self._restore(connection)
+                            self._emit(Reconnected())
+                        connected_once = True
+                        self._started.set()
+                        await self._fan_out(connection)
+                    if connection.close_code not in RECONNECT_CLOSE_CODES:
+                        # A close frame from the server (or our own protocol error) is final,
+                        # unless it says to come back (see RECONNECT_CLOSE_CODES).
+                        self._terminate(f"room connection closed: {connection.close_reason}")
+                        return
+                    reason = connection.close_reason or "connection lost"
+                    self._emit(Disconnected(reason))
+                if attempt_scope.cancelled_caught:
+                    reason = "no answer to the WebSocket handshake"
             except HandshakeRejected as refused:
                 if refused.status in PERMANENT_HTTP_STATUSES:
                     message = "This room is currently disabled." if refused.status == 423 else str(refused)
@@ -294,11 +343,21 @@ class RoomClient:
                 reason = str(error) or type(error).__name__
             if self.closed:
                 return
+            now = backend.current_time()
+            if not connected_once:
+                if attempt == 0:
+                    log.warning("cannot reach %s (%s); retrying for up to %ss", protocol.url, reason, self.connect_timeout)
+                delay = min(FIRST_CONNECT_MAX_DELAY, retry_delay(attempt, bounded=True))
+                if deadline is not None and now + delay > deadline:
+                    self._terminate(unreachable_message(protocol.url, self.connect_timeout, reason))
+                    return
+                await backend.sleep(delay)
+                attempt += 1
+                continue
             timeout = self.reconnect_timeout
             if timeout == 0:
                 self._terminate(f"room connection lost: {reason}")
                 return
-            now = backend.current_time()
             if timeout is not None and deadline is None:
                 deadline = now + timeout
             delay = retry_delay(attempt, bounded=timeout is not None)
