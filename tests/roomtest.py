@@ -9,8 +9,9 @@ from typing import Any, AsyncIterator
 
 import trio
 
-from meshagent_core.tokens import ApiScope, ParticipantToken
+from meshagent_core.tokens import ApiScope
 from meshagent_trio.server import Credentials, Server, ServerConfig
+from meshagent_trio.testing import participant_token
 
 
 def mint(
@@ -22,11 +23,7 @@ def mint(
     expires: datetime | None = None,
     role: str = "agent",
 ) -> str:
-    token = ParticipantToken(name=name, project_id=credentials.project_id, api_key_id=credentials.key_id)
-    token.add_role_grant(role)
-    token.add_room_grant(room)
-    token.add_api_grant(scope if scope is not None else ApiScope.agent_default())
-    return token.to_jwt(token=credentials.secret, expiration=expires)
+    return participant_token(credentials, room, name=name, scope=scope, expires=expires, role=role)
 
 
 def room_url(server: Server, room: str = "test-room") -> str:
