@@ -1,5 +1,5 @@
 """Collaborative documents (`room.sync`): our client against the official meshagent-api 0.56
-client, on our local server (SYNC §4).
+client, on our local server (protocol/documents.md §4).
 
 Same harness as `client.py` (`_common.py`): the server is a subprocess, each column a WORKER
 subprocess (ours under our interpreter, the official one under `.venv-official`). Rows:
@@ -40,7 +40,8 @@ import _common as common  # noqa: E402
 from _common import Client, Row  # noqa: E402
 
 SCRIPT = Path(__file__).resolve()
-VECTORS = common.REPO / "tests" / "vectors" / "sync_vectors.json"
+# By path (not `meshagent_core.testing.vectors`): the official worker may not import our package.
+VECTORS = common.SRC / "meshagent_core" / "testing" / "vectors" / "sync_vectors.json"
 WAIT_STEP = 0.001
 
 

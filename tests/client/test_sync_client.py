@@ -36,6 +36,7 @@ from meshagent_core.sync import (
     MeshSchemaException,
     encode_update,
 )
+from meshagent_core.testing import vectors
 from meshagent_core.tokens import ApiScope
 from meshagent_core.tokens.grants import SyncGrant, SyncPathGrant
 from meshagent_trio.server import LocalServerProcess
@@ -43,7 +44,7 @@ from roomtest import mint
 
 pytestmark = pytest.mark.anyio
 
-VECTORS = json.loads((Path(__file__).parent.parent / "vectors" / "sync_vectors.json").read_text())
+VECTORS = vectors.load("sync_vectors")
 SCHEMA_JSON: dict[str, Any] = VECTORS["schema"]
 SCHEMA = MeshSchema.from_json(SCHEMA_JSON)
 INITIAL = {"notebook": {"cells": [{"cell": {"kind": "code", "source": "print(1)", "order": 1, "outputs": []}}]}}
@@ -413,8 +414,12 @@ async def test_schema_problems_surface(client_module, client_variant, local_serv
         assert info.value.code == 1002
         with pytest.raises(RoomException):
             await room.sync.create(path="n.unknownext", json={"notebook": {"cells": []}})
-        # a schema in `.schemas/<ext>.json` is used, and the document is built from it
-        await room.storage.upload(path=".schemas/nb.json", data=json.dumps(SCHEMA_JSON).encode())
+        # a schema in `.schemas/<ext>.json` is used, and the document is built from it;
+        # `deploy_schema` puts it there (a name is an extension, so it cannot hold a dot)
+        with pytest.raises(RoomException, match="cannot contain"):
+            await client_module.deploy_schema(room=room, schema=SCHEMA, name="x.nb")
+        await client_module.deploy_schema(room=room, schema=SCHEMA, name="nb")
+        assert json.loads((await room.storage.download(path=".schemas/nb.json")).data) == SCHEMA.to_json()
         doc = await room.sync.open(path="x.nb")
         assert doc.schema.root_tag_name == "notebook"
         await room.sync.close(path="x.nb")

@@ -1,17 +1,16 @@
-"""API key strings and base36 UUID compression (TOKENS.md §1), against the vectors."""
+"""API key strings and base36 UUID compression (protocol/tokens.md §1, §1.4), against the vectors."""
 
 from __future__ import annotations
 
 import base64
-import json
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from meshagent_core.testing import vectors
 from meshagent_core.tokens import (
     ApiKey,
     base36decode,
@@ -24,9 +23,8 @@ from meshagent_core.tokens import (
     parse_api_key,
 )
 
-VECTORS = Path(__file__).resolve().parent.parent / "vectors"
-API_KEY_VECTORS: dict[str, Any] = json.loads((VECTORS / "api_key_vectors.json").read_text())
-TOKEN_VECTORS: dict[str, Any] = json.loads((VECTORS / "token_vectors.json").read_text())
+API_KEY_VECTORS: dict[str, Any] = vectors.load("api_key_vectors")
+TOKEN_VECTORS: dict[str, Any] = vectors.load("token_vectors")
 
 ALL_KEY_CASES = API_KEY_VECTORS["api_keys"] + TOKEN_VECTORS["api_keys"]
 ALL_BASE36_CASES = API_KEY_VECTORS["base36_compress_uuid"] + TOKEN_VECTORS["base36_compress_uuid"]

@@ -6,16 +6,11 @@ import pytest
 from hypothesis import given, strategies as st
 
 from meshagent_core import (
-    BinaryContent,
     ControlContent,
     EmptyContent,
     EnvelopeError,
-    ErrorContent,
-    FileContent,
     JsonContent,
     JsonStyle,
-    LinkContent,
-    RawOutputsContent,
     TextContent,
     pack_content,
     pack_message,
@@ -24,41 +19,25 @@ from meshagent_core import (
     unpack_message,
 )
 from meshagent_core.content import content_from_header
+from meshagent_core.testing.strategies import contents, envelopes
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**63 - 1) | st.text(),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
-    max_leaves=20,
-)
-headers = st.dictionaries(st.text(max_size=10).filter(lambda k: k != "__meshagent__"), json_values, max_size=6)
 styles = st.sampled_from(list(JsonStyle))
 
-contents = st.one_of(
-    st.builds(JsonContent, json=json_values),
-    st.builds(TextContent, text=st.text()),
-    st.just(EmptyContent()),
-    st.builds(ErrorContent, text=st.text(), code=st.none() | st.integers(1000, 9999)),
-    st.builds(FileContent, name=st.text(), mime_type=st.text(), data=st.binary(max_size=3000)),
-    st.builds(BinaryContent, headers=st.dictionaries(st.text(max_size=5), json_values, max_size=3), data=st.binary(max_size=3000)),
-    st.builds(LinkContent, name=st.text(), url=st.text()),
-    st.builds(RawOutputsContent, outputs=st.lists(json_values, max_size=3)),
-    st.just(ControlContent(method="open")),
-    st.builds(ControlContent, method=st.just("close"), status_code=st.sampled_from([1000, 1007]), message=st.none() | st.text()),
-)
 
-
-@given(headers, st.binary(max_size=4000), styles)
-def test_envelope_round_trip(header: dict, payload: bytes, style: JsonStyle) -> None:
+@given(envelopes(), styles)
+def test_envelope_round_trip(envelope: tuple[dict, bytes], style: JsonStyle) -> None:
+    header, payload = envelope
     assert unpack_message(pack_message(header, payload, style=style)) == (header, payload)
 
 
-@given(contents, styles)
+@given(contents(), styles)
 def test_content_round_trip(content, style: JsonStyle) -> None:
     assert unpack_content(pack_content(content, style=style)) == content
 
 
-@given(headers)
-def test_python_style_is_json_dumps(header: dict) -> None:
+@given(envelopes(max_payload=0))
+def test_python_style_is_json_dumps(envelope: tuple[dict, bytes]) -> None:
+    header, _ = envelope
     packed = pack_message(header, style=JsonStyle.PYTHON)
     expected = json.dumps({**header, "__meshagent__": {"v": 1, "otel": {}}}).encode()
     assert packed[8:] == expected
@@ -106,7 +85,7 @@ def test_header_must_be_an_object_to_pack() -> None:
         pack_message([1, 2])  # type: ignore[arg-type]
 
 
-# --- each malformed-envelope case, by name (ROOM_WIRE §3.4) ----------------------------------
+# --- each malformed-envelope case, by name (protocol/wire.md §4.4) ----------------------------------
 
 
 def envelope(header: bytes, payload: bytes = b"") -> bytes:

@@ -6,16 +6,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from meshagent_core import CHUNK_SIZE, FramingError, MessageTooLarge, PacketReader, PacketWriter, encode_message
-from meshagent_core.framing import packet_count
-
-message_ids = st.integers(min_value=0, max_value=2**64 - 1)
-types = st.text(max_size=40)
-datas = st.one_of(
-    st.binary(max_size=5000),
-    st.integers(min_value=0, max_value=3).flatmap(
-        lambda k: st.just(bytes(range(256)) * 4 * k)  # exact multiples of the chunk size
-    ),
-)
+from meshagent_core.framing import Message, packet_count
+from meshagent_core.testing.strategies import messages
 
 
 def header(message_id: int, count: int, type: bytes = b"t") -> bytes:
@@ -26,8 +18,9 @@ def data_packet(message_id: int, index: int, body: bytes) -> bytes:
     return struct.pack(">QI", message_id, index) + body
 
 
-@given(message_id=message_ids, type=types, data=datas)
-def test_round_trip_any_message(message_id: int, type: str, data: bytes) -> None:
+@given(messages())
+def test_round_trip_any_message(message: Message) -> None:
+    message_id, type, data = message
     packets = encode_message(message_id, type, data)
     assert len(packets) == 1 + packet_count(len(data))
     assert all(len(p) <= 12 + CHUNK_SIZE for p in packets[1:])
@@ -37,14 +30,14 @@ def test_round_trip_any_message(message_id: int, type: str, data: bytes) -> None
     assert not reader.in_progress
 
 
-@given(st.lists(st.tuples(message_ids, types, datas), max_size=8))
-def test_writer_batches_messages_in_order(messages: list) -> None:
+@given(st.lists(messages(), max_size=8))
+def test_writer_batches_messages_in_order(sent: list[Message]) -> None:
     writer = PacketWriter()
-    for message in messages:
+    for message in sent:
         writer.add(*message)
     batch = writer.flush()
     assert writer.flush() == []
-    assert PacketReader().receive_packets(batch) == messages
+    assert PacketReader().receive_packets(batch) == sent
 
 
 @settings(max_examples=300)

@@ -1,18 +1,17 @@
-"""`ApiScope` and grant (de)serialisation (TOKENS.md §5–6)."""
+"""`ApiScope` and grant (de)serialisation (protocol/tokens.md §3, §4)."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 
+from meshagent_core.testing import vectors
+from meshagent_core.testing.strategies import api_scopes
 from meshagent_core.tokens import (
-    FILE_ACTIONS,
     AdminGrant,
     AgentsGrant,
     ApiScope,
@@ -22,7 +21,6 @@ from meshagent_core.tokens import (
     DeveloperGrant,
     FilePathRule,
     FilesPolicy,
-    LivekitGrant,
     LLMGrant,
     MemoryEntryGrant,
     MemoryGrant,
@@ -35,17 +33,11 @@ from meshagent_core.tokens import (
     SqliteGrant,
     SqliteTableGrant,
     StorageGrant,
-    StoragePathGrant,
-    SyncGrant,
-    SyncPathGrant,
     TableGrant,
     TunnelsGrant,
 )
 
-VECTORS = Path(__file__).resolve().parent.parent / "vectors"
-SERIALIZATION: dict[str, Any] = json.loads((VECTORS / "token_vectors.json").read_text())[
-    "api_scope_serialization"
-]
+SERIALIZATION: dict[str, Any] = vectors.load("token_vectors")["api_scope_serialization"]
 
 PRESETS = {
     "agent_default()": ApiScope.agent_default(),
@@ -292,155 +284,6 @@ def test_model_validate_passes_instances_through() -> None:
 
 # -- property: any scope survives its wire form --------------------------------------------
 
-names = st.text(max_size=6)
-name_lists = st.none() | st.lists(names, max_size=3)
-namespaces = st.none() | st.lists(st.sampled_from(["a", "b", "c"]), max_size=2)
-canonical_paths = st.lists(st.sampled_from(["a", "b", "docs", "x.txt", "é"]), max_size=3).map(
-    "/".join
-)
-
-table_grants = st.builds(
-    TableGrant,
-    name=names,
-    namespace=namespaces,
-    write=st.booleans(),
-    read=st.booleans(),
-    alter=st.booleans(),
-)
-sqlite_tables = st.builds(
-    SqliteTableGrant,
-    database=names,
-    table=names,
-    namespace=namespaces,
-    write=st.booleans(),
-    read=st.booleans(),
-    alter=st.booleans(),
-)
-sqlite_databases = st.builds(
-    SqliteDatabaseGrant,
-    name=names,
-    namespace=namespaces,
-    create_table=st.booleans(),
-    drop=st.booleans(),
-    inspect=st.booleans(),
-    list_tables=st.booleans(),
-    execute=st.booleans(),
-    tables=st.none() | st.lists(sqlite_tables, max_size=2),
-)
-memory_permissions = st.builds(
-    MemoryPermissions,
-    **{
-        flag: st.booleans()
-        for flag in ("create", "drop", "inspect", "query", "upsert", "ingest", "recall", "optimize")
-    },
-)
-file_rules = st.builds(
-    FilePathRule,
-    path=canonical_paths,
-    recursive=st.booleans(),
-    actions=st.lists(st.sampled_from(FILE_ACTIONS), max_size=5),
-    excluded_paths=st.lists(canonical_paths, max_size=2),
-)
-
-
-def optional(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    return st.none() | strategy
-
-
-api_scopes_strategy = st.builds(
-    ApiScope,
-    livekit=optional(st.builds(LivekitGrant, breakout_rooms=name_lists)),
-    queues=optional(
-        st.builds(QueuesGrant, send=name_lists, receive=name_lists, list=st.booleans())
-    ),
-    messaging=optional(
-        st.builds(MessagingGrant, broadcast=st.booleans(), list=st.booleans(), send=st.booleans())
-    ),
-    dataset=optional(
-        st.builds(
-            DatasetGrant,
-            tables=st.none() | st.lists(table_grants, max_size=2),
-            list_tables=st.booleans(),
-        )
-    ),
-    sqlite=optional(
-        st.builds(
-            SqliteGrant,
-            databases=st.none() | st.lists(sqlite_databases, max_size=2),
-            create_database=st.booleans(),
-            list_databases=st.booleans(),
-        )
-    ),
-    memory=optional(
-        st.builds(
-            MemoryGrant,
-            list=st.booleans(),
-            memories=st.none()
-            | st.lists(
-                st.builds(
-                    MemoryEntryGrant,
-                    name=names,
-                    namespace=namespaces,
-                    permissions=memory_permissions,
-                ),
-                max_size=2,
-            ),
-        )
-    ),
-    sync=optional(
-        st.builds(
-            SyncGrant,
-            paths=st.none()
-            | st.lists(st.builds(SyncPathGrant, path=names, read_only=st.booleans()), max_size=2),
-        )
-    ),
-    storage=optional(
-        st.builds(
-            StorageGrant,
-            paths=st.none()
-            | st.lists(
-                st.builds(StoragePathGrant, path=names, read_only=st.booleans()), max_size=2
-            ),
-            files=st.none() | st.builds(FilesPolicy, paths=st.lists(file_rules, max_size=2)),
-        )
-    ),
-    containers=optional(
-        st.builds(
-            ContainersGrant,
-            logs=st.booleans(),
-            pull=name_lists,
-            run=name_lists,
-            registry=st.none()
-            | st.builds(
-                ContainerRegistryGrant,
-                list=name_lists,
-                pull=name_lists,
-                run=name_lists,
-                write=name_lists,
-            ),
-            use_containers=st.booleans(),
-        )
-    ),
-    developer=optional(st.builds(DeveloperGrant, logs=st.booleans())),
-    agents=optional(
-        st.builds(
-            AgentsGrant,
-            register_agent=st.booleans(),
-            register_public_toolkit=st.booleans(),
-            register_private_toolkit=st.booleans(),
-            call=st.booleans(),
-            use_agents=st.booleans(),
-            use_tools=st.booleans(),
-            allowed_toolkits=name_lists,
-        )
-    ),
-    llm=optional(st.builds(LLMGrant, models=name_lists)),
-    admin=optional(st.builds(AdminGrant, config=st.booleans())),
-    secrets=optional(st.just(SecretsGrant())),
-    tunnels=optional(st.builds(TunnelsGrant, ports=name_lists)),
-    services=optional(st.builds(ServicesGrant, list=st.booleans())),
-)
-
 
 def contains_none(value: Any) -> bool:
     if value is None:
@@ -452,7 +295,7 @@ def contains_none(value: Any) -> bool:
     return False
 
 
-@given(scope=api_scopes_strategy)
+@given(scope=api_scopes())
 def test_scope_json_round_trip(scope: ApiScope) -> None:
     wire = scope.to_json()
     assert not contains_none(wire)

@@ -1,4 +1,4 @@
-"""Matching rules of the grants (TOKENS.md §7).
+"""Matching rules of the grants (protocol/tokens.md §5).
 
 Literal expectations marked "official" were produced by meshagent-api 0.56.0.
 """
@@ -40,7 +40,7 @@ from meshagent_core.tokens import (
     validate_file_path,
 )
 
-# -- §7.1 generic patterns -----------------------------------------------------------------
+# -- protocol/tokens.md §5.1 generic patterns -----------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -144,7 +144,7 @@ def test_llm_grant() -> None:
     assert not LLMGrant(models=[]).can_use_provider("openai")
 
 
-# -- §7.2 name + namespace -----------------------------------------------------------------
+# -- protocol/tokens.md §5.2 name + namespace -----------------------------------------------------------------
 
 
 def test_dataset_grant_official_cases() -> None:
@@ -286,7 +286,7 @@ def test_memory_grant_official_cases() -> None:
     assert create_only.can_create(name="m") and not create_only.can_access_existing(name="m")
 
 
-# -- §7.4 sync, §7.5 queues and livekit ----------------------------------------------------
+# -- protocol/tokens.md §5.4 sync, §5.5 queues and livekit ----------------------------------------------------
 
 
 def test_sync_grant_first_match_decides() -> None:
@@ -322,7 +322,7 @@ def test_queues_and_livekit_exact_membership() -> None:
     assert not LivekitGrant(breakout_rooms=[]).can_join_breakout_room("blue")
 
 
-# -- §7.3 storage --------------------------------------------------------------------------
+# -- protocol/tokens.md §5.3 storage --------------------------------------------------------------------------
 
 STORAGE_GRANTS = {
     "legacy_ro_then_rw": StorageGrant(
@@ -529,7 +529,7 @@ def test_legacy_policy_follows_the_grant_and_cannot_be_changed_from_outside() ->
 
 
 def reference_is_valid_file_path(path: str) -> bool:
-    """TOKENS §7.3 spelled out, segment by segment and character by character."""
+    """protocol/tokens.md §5.3 spelled out, segment by segment and character by character."""
     if path == "":
         return True
     if any(c == "\\" or ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in path):

@@ -1,8 +1,5 @@
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import msgspec
 import pytest
 
@@ -28,8 +25,9 @@ from meshagent_core import messages as m
 from meshagent_core.envelope import unpack_message
 from meshagent_core.session import events as ev
 from meshagent_core.session.base import decode_arguments
+from meshagent_core.testing import vectors
 
-VECTORS = json.loads((Path(__file__).parent.parent / "vectors" / "wire_vectors.json").read_text())
+VECTORS = vectors.load("wire_vectors")
 
 
 def ready_pair() -> tuple[ClientSession, ServerSession]:

@@ -1,14 +1,12 @@
-"""The document model (SYNC §2) on pycrdt: the element and text API with its errors,
+"""The document model (protocol/documents.md §2) on pycrdt: the element and text API with its errors,
 transactions, queries, events, the local-update observer, and the schema checks of
 integrated updates (foreign updates are built with plain pycrdt documents)."""
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import uuid
-from pathlib import Path
 from typing import Any, Callable
 
 import pytest
@@ -27,8 +25,9 @@ from meshagent_core.sync import (
     encode_update,
 )
 from meshagent_core.sync.document import struct_ranges, update_clients
+from meshagent_core.testing import vectors
 
-VECTORS = json.loads((Path(__file__).parent.parent / "vectors" / "sync_vectors.json").read_text())
+VECTORS = vectors.load("sync_vectors")
 SCHEMA = MeshSchema.from_json(VECTORS["schema"])
 
 
@@ -197,7 +196,7 @@ def test_append_json_builds_a_subtree_in_one_transaction() -> None:
     assert cell.id != "ignored"
     outputs = cell.get_children()
     assert [o.get_attribute("mime") for o in outputs if isinstance(o, Element)] == ["a", None]
-    # Clean writer: no stale copy of the child list as an attribute (SYNC §3.3 quirk b).
+    # Clean writer: no stale copy of the child list as an attribute (protocol/documents.md §3.3 quirk b).
     assert "outputs" not in dict(doc.ydoc.get("xml", type=XmlFragment).children[0].attributes)
     before = doc.get_state()
     with pytest.raises(DocumentError, match="'bogus' is not a value property of 'output'"):
@@ -996,3 +995,26 @@ def test_update_clients_sees_clients_whose_items_do_not_start_at_clock_0() -> No
     assert 2**40 + 1 in update_clients(later)
     violations = doc.apply_update(later)
     assert violations == [f"client id {2**40 + 1} does not fit in 32 bits, as Yjs requires"]
+
+
+@pytest.mark.parametrize("value", [2**63, -(2**63) - 1, 2**64, -(2**80)])
+def test_integers_wider_than_64_bits_are_refused_before_they_reach_pycrdt(value: int) -> None:
+    doc = new_doc()
+    with pytest.raises(DocumentError):
+        doc.root.append_child("cell", {"kind": "code", "source": "x", "order": value})
+    cell = doc.root.append_child("cell", {"kind": "code", "source": "x", "order": 2**63 - 1})
+    with pytest.raises(DocumentError):
+        cell["order"] = value
+    assert cell["order"] == 2**63 - 1
+    with pytest.raises(DocumentError):
+        new_doc(initial_json={"notebook": {"cells": [{"cell": {"kind": "code", "source": "x", "order": value}}]}})
+    cell["order"] = -(2**63)
+    assert cell["order"] == -(2**63)
+
+
+def test_strings_that_are_not_unicode_text_are_refused() -> None:
+    doc = new_doc()
+    cell = doc.root.append_child("cell", {"kind": "code", "source": "caf\u00e9", "order": 1})
+    with pytest.raises(DocumentError):
+        cell["source"] = "lone \ud800 surrogate"
+    assert cell["source"] == "caf\u00e9"

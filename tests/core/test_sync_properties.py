@@ -4,7 +4,7 @@ Two to four replicas make random valid edits (append, insert, JSON subtrees, del
 attributes, rich text; alone or grouped in transactions) and exchange their updates in any
 order: per-update messages delivered out of order, twice, or late, and whole-state or
 state-vector diffs. At every step each replica's structural mirror must agree with its CRDT
-read independently (plain pycrdt, SYNC §3.4), its id index must match the tree, and the
+read independently (plain pycrdt, protocol/documents.md §3.4), its id index must match the tree, and the
 tree rebuilt from its change events must match too; no update of a valid edit may ever be
 reported as a violation. After everything is delivered, all replicas have the same JSON
 (ids included), equal to a fresh replica built from `get_state()`.
@@ -12,8 +12,6 @@ reported as a violation. After everything is delivered, all replicas have the sa
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 from hypothesis import given, settings, strategies as st
@@ -22,8 +20,9 @@ from pycrdt import Doc, XmlElement, XmlFragment, XmlText
 
 from meshagent_core.sync import DocumentChange, DocumentError, Element, MeshDocument, MeshSchema, TextNode, ValueProperty
 from meshagent_core.sync.document import decode_state_vector, encode_state_vector, struct_ranges
+from meshagent_core.testing import vectors
 
-VECTORS = json.loads((Path(__file__).parent.parent / "vectors" / "sync_vectors.json").read_text())
+VECTORS = vectors.load("sync_vectors")
 SCHEMA = MeshSchema.from_json(VECTORS["schema"])
 
 TEXT = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=4)

@@ -1,4 +1,4 @@
-"""MeshSchema (SYNC §1): the official JSON form both ways, the §1.4 validation rules, and
+"""MeshSchema (protocol/documents.md §1): the official JSON form both ways, the §1.4 validation rules, and
 typed errors for malformed schema JSON."""
 
 from __future__ import annotations
@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +19,10 @@ from meshagent_core.sync import (
     MeshSchemaValidationException,
     ValueProperty,
 )
+from meshagent_core.testing import vectors
+from meshagent_core.testing.strategies import json_values, mesh_schemas
 
-VECTORS = json.loads((Path(__file__).parent.parent / "vectors" / "sync_vectors.json").read_text())
+VECTORS = vectors.load("sync_vectors")
 SCHEMA_JSON: dict[str, Any] = VECTORS["schema"]
 
 
@@ -74,7 +75,7 @@ def test_reads_the_official_round_trip_json_where_enum_was_lost() -> None:
     assert lossy == original
 
 
-# --- the writer (SYNC §1.2 property table) -----------------------------------------------------
+# --- the writer (protocol/documents.md §1.2 property table) -----------------------------------------------------
 
 
 def test_to_json_follows_the_property_table() -> None:
@@ -156,7 +157,7 @@ def test_other_top_level_keys_are_ignored() -> None:
     assert MeshSchema.from_json(data).to_json() == SCHEMA_JSON
 
 
-# --- validation rules (SYNC §1.4), each by name -----------------------------------------------
+# --- validation rules (protocol/documents.md §1.4), each by name -----------------------------------------------
 
 
 def _element(tag: str, *properties: Any) -> ElementType:
@@ -302,11 +303,7 @@ def test_malformed_schema_json_raises_a_schema_exception(data: Any) -> None:
         MeshSchema.from_json(data)
 
 
-JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=8) | st.sampled_from(["array", "string", "#/$defs/cell"]),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
-    max_leaves=6,
-)
+JSON_VALUES = st.sampled_from(["array", "string", "#/$defs/cell"]) | json_values(2, max_size=3)
 
 
 def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -356,39 +353,6 @@ def test_any_corruption_of_a_schema_is_read_or_refused_with_a_schema_exception(
 
 # --- random valid schemas round-trip ------------------------------------------------------------
 
-NAMES = st.text(alphabet="abcdefgh_-", min_size=1, max_size=6)
-
-
-@st.composite
-def schemas(draw: st.DrawFn) -> MeshSchema:
-    tags = draw(st.lists(NAMES, min_size=1, max_size=5, unique=True))
-    elements = []
-    for tag in tags:
-        names = draw(st.lists(NAMES, max_size=4, unique=True))
-        properties: list[Any] = []
-        child_at = draw(st.none() | st.integers(min_value=0, max_value=len(names)))
-        for index, name in enumerate(names):
-            description = draw(st.none() | st.text(max_size=10))
-            if index == child_at:
-                properties.append(
-                    ChildProperty(
-                        name=name,
-                        child_tag_names=draw(st.lists(st.sampled_from(tags), min_size=1, max_size=3, unique=True)),
-                        ordered=draw(st.booleans()),
-                        description=description,
-                    )
-                )
-                continue
-            kind = draw(st.sampled_from(["string", "number", "boolean", "null"]))
-            enum = None
-            if kind == "string" and draw(st.booleans()):
-                enum = draw(st.lists(st.text(max_size=4), min_size=1, max_size=3))
-            properties.append(
-                ValueProperty(name=name, type=kind, enum=enum, required=draw(st.booleans()), description=description)
-            )
-        elements.append(ElementType(tag_name=tag, properties=properties, description=draw(st.none() | st.text(max_size=10))))
-    return MeshSchema(root_tag_name=draw(st.sampled_from(tags)), elements=elements)
-
 
 def _normalised(schema: MeshSchema) -> dict[str, Any]:
     """What a property keeps through JSON: with an enum, the required flag is not written."""
@@ -406,7 +370,7 @@ def _normalised(schema: MeshSchema) -> dict[str, Any]:
 
 
 @settings(max_examples=100, deadline=None)
-@given(schema=schemas())
+@given(schema=mesh_schemas())
 def test_random_schemas_round_trip_through_json(schema: MeshSchema) -> None:
     written = schema.to_json()
     text = json.dumps(written)

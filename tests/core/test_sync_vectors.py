@@ -1,4 +1,4 @@
-"""Conformance with the official 0.56 runtime (tests/vectors/sync_vectors.json, SYNC §7).
+"""Conformance with the official 0.56 runtime (`sync_vectors` of `meshagent_core.testing.vectors`, protocol/documents.md §6).
 
 As `meta.how_to_compare` says: update bytes are never compared across implementations.
 Updates are applied and the decoded tree under `xml` (tags, attributes with `$id`, child
@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import copy
 import json
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -23,6 +22,7 @@ from meshagent_core.content import BinaryContent, ControlContent
 from meshagent_core.messages import TOOL_CALL_REQUEST_CHUNK, ToolCallChunk
 from meshagent_core.session.base import decode_chunk_message
 from meshagent_core.sync import Element, MeshDocument, MeshSchema, TextNode
+from meshagent_core.testing import vectors
 from meshagent_core.toolkits.sync import (
     CreateInput,
     DescribeInput,
@@ -36,7 +36,7 @@ from meshagent_core.toolkits.sync import (
     response_headers,
 )
 
-VECTORS = json.loads((Path(__file__).parent.parent / "vectors" / "sync_vectors.json").read_text())
+VECTORS = vectors.load("sync_vectors")
 SCHEMA = MeshSchema.from_json(VECTORS["schema"])
 FROM_JSON = VECTORS["from_json"]
 INCREMENTAL = VECTORS["incremental"]
@@ -107,7 +107,7 @@ def document_at(*updates: str) -> MeshDocument:
 
 
 def without_root_attributes(document_json: dict[str, Any]) -> dict[str, Any]:
-    """SYNC §3.3 quirk a: the official writer keeps root attributes only in its local model."""
+    """protocol/documents.md §3.3 quirk a: the official writer keeps root attributes only in its local model."""
     ((tag, body),) = document_json.items()
     child_property = SCHEMA.element(tag).child_property_name
     return {tag: {child_property: body[child_property]}}
@@ -152,13 +152,11 @@ def test_from_json_full_state_decodes_to_the_vector_tree_and_json() -> None:
 
 def test_from_json_update_list_applied_one_by_one() -> None:
     updates = FROM_JSON["updates_emitted_while_building_b64"]
-    if len(updates) != FROM_JSON["updates_emitted_count"]:
-        pytest.xfail(
-            f"vector defect: updates_emitted_while_building_b64 holds {len(updates)} update(s) (the delete "
-            f"vector's) instead of {FROM_JSON['updates_emitted_count']}; see the out-of-order test instead"
-        )
+    assert len(updates) == FROM_JSON["updates_emitted_count"] == 15
     doc = document_at(*updates)
     assert doc.to_json(include_ids=True) == FROM_JSON["document_json_with_ids"]
+    assert xml_tree(doc.ydoc) == without_quirk_b(FROM_JSON["xml_tree"])
+    assert doc.get_state_vector() == b64(FROM_JSON["state_vector_b64"])
 
 
 @pytest.mark.parametrize("order", ["reverse", "forward", "duplicated"])

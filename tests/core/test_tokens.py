@@ -1,4 +1,4 @@
-"""Participant JWTs: byte-identical signing, verification and errors (TOKENS.md §2–5, §8)."""
+"""Participant JWTs: byte-identical signing, verification and errors (protocol/tokens.md §2, §3, §6)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import hmac
 import json
 import logging
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -16,13 +15,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from meshagent_core.testing import vectors
+from meshagent_core.testing.strategies import participant_tokens
 from meshagent_core.tokens import (
     LIBRARY_VERSION,
     ApiScope,
-    LLMGrant,
     ParticipantGrant,
     ParticipantToken,
-    QueuesGrant,
     StorageGrant,
     StoragePathGrant,
     UnknownKeyIdError,
@@ -32,8 +31,7 @@ from meshagent_core.tokens import (
     verify_participant_jwt,
 )
 
-VECTORS = Path(__file__).resolve().parent.parent / "vectors"
-TOKEN_VECTORS: dict[str, Any] = json.loads((VECTORS / "token_vectors.json").read_text())
+TOKEN_VECTORS: dict[str, Any] = vectors.load("token_vectors")
 PARTICIPANT_VECTORS: list[dict[str, Any]] = TOKEN_VECTORS["participant_tokens"]
 NEGATIVE = TOKEN_VECTORS["negative_cases"]
 BY_ID = {vector["id"]: vector for vector in PARTICIPANT_VECTORS}
@@ -209,7 +207,7 @@ def test_validate_false_checks_nothing() -> None:
     assert ParticipantToken.from_jwt(expired["jwt"], validate=False, now=NOW).name == "late"
 
 
-# -- key choice (§4.1) ---------------------------------------------------------------------
+# -- key choice (protocol/tokens.md §2.4) ---------------------------------------------------------------------
 
 API_KEY = TOKEN_VECTORS["api_keys"][0]["encoded"]
 PARSED_KEY = parse_api_key(API_KEY)
@@ -275,7 +273,7 @@ def test_malformed_environment_api_key_raises_prefix_error() -> None:
         keyed_token().to_jwt(environ={"MESHAGENT_API_KEY": "not-an-api-key"})
 
 
-# -- claim layout (§4.2): expectations produced by meshagent-api 0.56.0 ----------------------
+# -- claim layout (protocol/tokens.md §2.3): expectations produced by meshagent-api 0.56.0 ----------------------
 
 QUIRK_SECRET = "quirk-secret-0123456789abcdef0123456789"
 # ParticipantToken(name="José ☃", project_id="p",
@@ -661,57 +659,6 @@ def test_participant_grant_api_scope_handling() -> None:
 
 
 # -- properties ----------------------------------------------------------------------------
-
-RESERVED = {"name", "grants", "sub", "kid", "version", "exp", "iat", "nbf", "aud", "jti", "iss"}
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**53), max_value=2**53)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(),
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
-    ),
-    max_leaves=6,
-)
-api_scopes = st.one_of(
-    st.sampled_from(
-        [ApiScope(), ApiScope.full(), ApiScope.user_default(), ApiScope.agent_default(tunnels=True)]
-    ),
-    st.builds(
-        lambda send, models, flag: ApiScope(
-            queues=QueuesGrant(send=send, list=flag), llm=LLMGrant(models=models)
-        ),
-        st.none() | st.lists(st.text(max_size=8), max_size=3),
-        st.none() | st.lists(st.text(max_size=12), max_size=3),
-        st.booleans(),
-    ),
-)
-plain_grants = st.builds(
-    lambda name, scope: ParticipantGrant(name=name, scope=scope),
-    st.sampled_from(["room", "role", "site", "agent", "tunnel_ports", "custom"]),
-    st.text(max_size=12),
-)
-
-
-@st.composite
-def participant_tokens(draw: st.DrawFn) -> ParticipantToken:
-    grants = draw(st.lists(plain_grants, max_size=4))
-    api = draw(st.none() | api_scopes)
-    if api is not None:
-        grants.insert(draw(st.integers(0, len(grants))), ParticipantGrant(name="api", scope=api))
-    return ParticipantToken(
-        name=draw(st.text(min_size=1).filter(lambda s: s.strip() != "")),
-        project_id=draw(st.none() | st.text(max_size=36)),
-        api_key_id=draw(st.none() | st.text(max_size=36)),
-        grants=grants,
-        extra_payload=draw(
-            st.dictionaries(
-                st.text(max_size=8).filter(lambda k: k not in RESERVED), json_values, max_size=3
-            )
-        ),
-        version=draw(st.none() | st.text(max_size=8)),
-    )
 
 
 @given(

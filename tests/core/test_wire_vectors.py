@@ -1,17 +1,18 @@
-"""Conformance with the bytes the official 0.56 client produces (tests/vectors/wire_vectors.json)."""
+"""Conformance with the bytes the official 0.56 client produces (`wire_vectors`, see
+`meshagent_core.testing.vectors`)."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from meshagent_core import FramingError, JsonStyle, PacketReader, encode_message, pack_message, unpack_message
 from meshagent_core.content import content_from_header, pack_content, unpack_content
 from meshagent_core.envelope import encode_header
+from meshagent_core.testing import vectors
 
-VECTORS = json.loads((Path(__file__).parent.parent / "vectors" / "wire_vectors.json").read_text())
+VECTORS = vectors.load("wire_vectors")
 
 
 def cases(kind: str) -> list[dict]:

@@ -1,5 +1,5 @@
 """Our client and the official 0.56 client edit one document at the same time, through our
-server, and end with the same document (SYNC §4). The official half runs in its own interpreter
+server, and end with the same document (protocol/documents.md §4). The official half runs in its own interpreter
 (`official_scripts/mixed_sync_official.py`); this test is our half."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import trio
 
 import meshagent_trio
 from meshagent_core.sync import MeshSchema
+from meshagent_core.testing import vectors
 from roomtest import mint
 from synctest import without_empty_runs
 
@@ -23,7 +24,7 @@ SCENARIO_DIR = Path(__file__).resolve().parent / "official_scripts"
 SCENARIO_TIMEOUT = 120.0
 ROOM = "interop-mixed-sync"
 PATH = "mixed/shared.notebook"
-SCHEMA = MeshSchema.from_json(json.loads((SCENARIO_DIR.parent.parent / "vectors" / "sync_vectors.json").read_text())["schema"])
+SCHEMA = MeshSchema.from_json(vectors.load("sync_vectors")["schema"])
 
 
 def _sources(document) -> list[str]:

@@ -1,10 +1,9 @@
-"""The sync toolkit end to end over the raw protocol (SYNC §4–§6): open streams, relays,
+"""The sync toolkit end to end over the raw protocol (protocol/documents.md §4, §5): open streams, relays,
 validation, grants, persistence across a restart."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +12,7 @@ from pycrdt import Doc, Map, XmlElement, XmlFragment
 
 from meshagent_core import BinaryContent, EmptyContent, ErrorCode, JsonContent, RoomException
 from meshagent_core.sync import MeshDocument, MeshSchema, decode_update, encode_update
+from meshagent_core.testing import vectors
 from meshagent_core.tokens import ApiScope
 from meshagent_core.tokens.grants import SyncGrant, SyncPathGrant
 from meshagent_core.toolkits.sync import StartHeaders, headers_to_builtins
@@ -23,7 +23,7 @@ from roomtest import mint, room_url
 from synctest import OpenDocument, open_document
 
 ROOM = "test-room"
-VECTORS = json.loads((Path(__file__).parent.parent / "vectors" / "sync_vectors.json").read_text())
+VECTORS = vectors.load("sync_vectors")
 SCHEMA_JSON: dict[str, Any] = VECTORS["schema"]
 SCHEMA = MeshSchema.from_json(SCHEMA_JSON)
 INITIAL = {"notebook": {"cells": [{"cell": {"kind": "code", "source": "print(1)", "order": 1}}]}}
@@ -203,6 +203,9 @@ async def test_create_describe_and_their_errors(server, credentials) -> None:
             ({"path": "d.unknown"}, ErrorCode.INVALID_REQUEST),  # no schema and none for the extension
             ({"path": "d.notebook", "schema": {"$root_tag_ref": "#/$defs/x", "$defs": {}}}, ErrorCode.INVALID_REQUEST),
             ({"path": "d.notebook", "schema": SCHEMA_JSON, "json": {"notebook": {"cells": [{"output": {}}]}}}, ErrorCode.INVALID_REQUEST),
+            # wider than Yjs's signed 64-bit integers: pycrdt would abort the process (a Rust panic)
+            ({"path": "d.notebook", "schema": SCHEMA_JSON, "json": {"notebook": {"cells": [{"cell": {"kind": "code", "source": "x", "order": 2**64}}]}}}, ErrorCode.INVALID_REQUEST),
+            ({"path": "d.notebook", "schema": SCHEMA_JSON, "json": {"notebook": {"cells": [{"cell": {"kind": "code", "source": "x", "order": -(2**63) - 1}}]}}}, ErrorCode.INVALID_REQUEST),
             ({"path": "../escape.notebook", "schema": SCHEMA_JSON}, ErrorCode.STORAGE_INVALID_PATH),
             ({"path": ".schemas/x.json", "schema": SCHEMA_JSON}, ErrorCode.INVALID_REQUEST),
             ({"path": "", "schema": SCHEMA_JSON}, ErrorCode.INVALID_REQUEST),

@@ -1,10 +1,9 @@
-"""Convergence through the server (SYNC §4.5), as a property: N participants make random edits
+"""Convergence through the server (protocol/documents.md §5.3), as a property: N participants make random edits
 and push and receive at random moments; once everything is delivered every replica, the
 server's document and the copy the server persisted (read back after a restart) are the same."""
 
 from __future__ import annotations
 
-import json
 import secrets
 import tempfile
 from pathlib import Path
@@ -15,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from meshagent_core.sync import Element, MeshSchema, TextNode
+from meshagent_core.testing import vectors
 from meshagent_trio.connection import RoomConnection
 from meshagent_trio.server import Credentials
 from meshagent_trio.server.toolkits.sync import SyncState
@@ -23,7 +23,7 @@ from synctest import OpenDocument, open_document
 
 ROOM = "test-room"
 PATH = "live/converge.notebook"
-SCHEMA_JSON: dict[str, Any] = json.loads((Path(__file__).parent.parent / "vectors" / "sync_vectors.json").read_text())["schema"]
+SCHEMA_JSON: dict[str, Any] = vectors.load("sync_vectors")["schema"]
 SCHEMA = MeshSchema.from_json(SCHEMA_JSON)
 INITIAL = {"notebook": {"cells": [{"cell": {"kind": "code", "source": "seed", "order": 0}}]}}
 

@@ -3,7 +3,7 @@
 
 Environment (set by tests/interop/conftest.py):
   MESHAGENT_API_URL  http://127.0.0.1:<port> of our server: the official client derives the
-                     room URL from it (ws://127.0.0.1:<port>/rooms/<room>, ROOM_WIRE §1.1)
+                     room URL from it (ws://127.0.0.1:<port>/rooms/<room>, protocol/wire.md §2.1)
   MESHAGENT_API_KEY  the server's API key: the official ParticipantToken signs with it
   SCENARIO_ROOM      the room this scenario uses
 

@@ -15,7 +15,8 @@ from meshagent.api.schema import MeshSchema
 
 from _official import connect, observed, run, timed, wait_until
 
-VECTORS = json.loads((Path(__file__).resolve().parents[2] / "vectors" / "sync_vectors.json").read_text())
+# Read by path: this interpreter (the official client's) need not have meshagent_core installed.
+VECTORS = json.loads((Path(__file__).resolve().parents[3] / "src" / "meshagent_core" / "testing" / "vectors" / "sync_vectors.json").read_text())
 SCHEMA = MeshSchema.from_json(VECTORS["schema"])
 PATH = "mixed/shared.notebook"
 

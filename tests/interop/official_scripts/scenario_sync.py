@@ -1,4 +1,4 @@
-"""Collaborative documents with the official client on our server (SYNC §4): two official
+"""Collaborative documents with the official client on our server (protocol/documents.md §4): two official
 clients open one document (created with a schema and initial JSON), edit it at the same time,
 converge; describe; errors; the document is still there for a third client after both closed."""
 
@@ -12,7 +12,8 @@ from meshagent.api.schema import MeshSchema
 
 from _official import connect, expect_error, observed, run, timed, wait_until
 
-VECTORS = json.loads((Path(__file__).resolve().parents[2] / "vectors" / "sync_vectors.json").read_text())
+# Read by path: this interpreter (the official client's) need not have meshagent_core installed.
+VECTORS = json.loads((Path(__file__).resolve().parents[3] / "src" / "meshagent_core" / "testing" / "vectors" / "sync_vectors.json").read_text())
 SCHEMA = MeshSchema.from_json(VECTORS["schema"])
 PATH = "docs/shared.notebook"
 INITIAL = {"notebook": {"title": "kept only locally", "cells": [{"cell": {"kind": "code", "source": "print(1)", "order": 1}}]}}
