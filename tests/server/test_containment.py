@@ -607,6 +607,12 @@ def _install_failing_toolkit(monkeypatch: pytest.MonkeyPatch, data_dir: Path) ->
     async def bug(call: ToolCall) -> None:
         raise KeyError("an internal detail")
 
+    @broken.tool("native_panic")
+    async def native_panic(call: ToolCall) -> None:
+        from pycrdt import Doc, Map
+
+        Doc().get("m", type=Map)["x"] = 2**64  # pycrdt panics (a BaseException) on a value Yjs cannot hold
+
     monkeypatch.setitem(builtin.BUILTIN_TOOLKITS, "broken", broken)  # the table dispatch reads
 
 
@@ -622,6 +628,9 @@ async def test_a_failing_handler_answers_its_call_without_server_paths(server, c
             with pytest.raises(RoomException) as info:
                 await caller.invoke("broken", "bug", {})
             assert "an internal detail" not in info.value.message and "KeyError" in info.value.message
+            with pytest.raises(RoomException) as info:
+                await caller.invoke("broken", "native_panic", {})
+            assert "PanicException" in info.value.message
             assert await caller.request(m.LIST_TOOLKITS, {})  # the caller is still served
 
 

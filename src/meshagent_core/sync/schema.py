@@ -1,10 +1,10 @@
-"""MeshSchema (SYNC §1): the element types a collaborative document may contain.
+"""MeshSchema (protocol/documents.md §1): the element types a collaborative document may contain.
 
 A schema is a set of element types, each named by its tag, plus the root tag. An element
 type has value properties (attributes holding a string, number, boolean or null) and at
 most one child property (the list of its child elements and the tags allowed in it).
 
-The JSON form is the official one (SYNC §1.2): a self-contained JSON Schema with
+The JSON form is the official one (protocol/documents.md §1.2): a self-contained JSON Schema with
 `$root_tag_ref` and one `$defs` entry per element type. Unlike the official reader,
 `from_json` keeps `enum`, so `to_json(from_json(x)) == x` for every schema it accepts.
 """
@@ -24,7 +24,7 @@ class MeshSchemaException(Exception):
 
 
 class MeshSchemaValidationException(MeshSchemaException):
-    """A schema that breaks one of the SYNC §1.4 rules."""
+    """A schema that breaks one of the protocol/documents.md §1.4 rules."""
 
 
 class ElementProperty:
@@ -56,6 +56,23 @@ class ElementProperty:
         if self._description is not None:
             body["description"] = self._description
         return body
+
+
+#: Yjs stores integers as signed 64-bit values; pycrdt aborts (a Rust panic, not an
+#: Exception) on anything wider, and on strings that are not valid UTF-8.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _storable(value: Any) -> bool:
+    """Whether pycrdt can store `value` as an attribute at all."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return INT64_MIN <= value <= INT64_MAX
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+    return True
 
 
 class ValueProperty(ElementProperty):
@@ -96,6 +113,8 @@ class ValueProperty(ElementProperty):
         how a nullable attribute is cleared, and the official model writes it for any one."""
         if value is None:
             return True
+        if not _storable(value):
+            return False
         if self._enum is not None:
             return any(_same_value(value, allowed) for allowed in self._enum)
         if self._type == "string":
@@ -133,7 +152,7 @@ class ChildProperty(ElementProperty):
     ) -> None:
         super().__init__(name=name, description=description)
         if not child_tag_names:
-            # The official reader cannot parse an empty list back (SYNC §1.3).
+            # The official reader cannot parse an empty list back (protocol/documents.md §1.3).
             raise MeshSchemaValidationException(
                 f"child property {name!r} must allow at least one tag"
             )
@@ -319,7 +338,7 @@ def _same_value(a: Any, b: Any) -> bool:
 
 
 class MeshSchema:
-    """A document schema: element types and the root tag (SYNC §1)."""
+    """A document schema: element types and the root tag (protocol/documents.md §1)."""
 
     def __init__(self, *, root_tag_name: str, elements: Sequence[ElementType]) -> None:
         self._root_tag_name = root_tag_name

@@ -11,7 +11,7 @@ from meshagent_core.session import events as ev
 from . import hosting
 from .hooks import ATTRIBUTE_HOOKS, LEAVE_HOOKS, REQUEST_HANDLERS, RequestHandler
 from .rooms.participant import Participant
-from .toolkit import ToolCall, error_content, run_tool_call, unexpected_failure
+from .toolkit import ToolCall, error_content, is_bug, run_tool_call, unexpected_failure
 from .toolkits import BUILTIN_TOOLKITS, UNAVAILABLE_TOOLKITS
 
 log = logging.getLogger("meshagent_trio.server")
@@ -99,7 +99,9 @@ def _answer_inline(answer_now: Callable[[ToolCall], Any], call: ToolCall) -> boo
     except RoomException as error:
         call._fail(error)
         return True
-    except Exception as error:  # a bug in a handler must not take the room down
+    except BaseException as error:  # a bug in a handler must not take the room down
+        if not is_bug(error):
+            raise
         call._fail(unexpected_failure(f"{call.toolkit}.{call.tool}", error, call.caller))
         return True
     if result is NotImplemented:
@@ -164,7 +166,9 @@ async def _run_request(participant: Participant, handler: RequestHandler, event:
         content = await handler(participant, event)
     except RoomException as error:
         content = error_content(error)
-    except Exception as error:
+    except BaseException as error:
+        if not is_bug(error):
+            raise
         content = error_content(unexpected_failure(event.type, error, participant))
     participant.respond(event.request_id, content)
 

@@ -226,6 +226,17 @@ async def run_tool_call(handler: Handler, call: ToolCall) -> None:
         call._release_input_waiter()
 
 
+def is_bug(error: BaseException) -> bool:
+    """Whether `error` is a failure to contain (answer one call, or close one connection)
+    rather than control flow to let through: any `Exception`, and a native extension's panic.
+    pyo3's `PanicException` (pycrdt raises it on values Yjs cannot hold) derives from
+    `BaseException` so that `except Exception` cannot swallow it; for the server it is still
+    one failed request, not a reason for every room to stop."""
+    if isinstance(error, BaseExceptionGroup):
+        return all(is_bug(inner) for inner in error.exceptions)
+    return isinstance(error, Exception) or type(error).__name__ == "PanicException"
+
+
 async def _run_handler(handler: Handler, call: ToolCall) -> None:
     try:
         result = await handler(call)
@@ -233,13 +244,15 @@ async def _run_handler(handler: Handler, call: ToolCall) -> None:
         call._fail(error)
     except trio.Cancelled:
         raise
-    except Exception as error:  # a bug in a handler must not take the room down
+    except BaseException as error:  # a bug in a handler must not take the room down
+        if not is_bug(error):
+            raise
         call._fail(unexpected_failure(f"{call.toolkit}.{call.tool}", error, call.caller))
     else:
         call._finish(result)
 
 
-def unexpected_failure(what: str, error: Exception, caller: "Participant") -> RoomException:
+def unexpected_failure(what: str, error: BaseException, caller: "Participant") -> RoomException:
     """The answer to a request whose handler raised something it did not mean to: logged in
     full here with the room and the caller, told to the client without server paths or
     internals (an `OSError` gives its reason, anything else its type)."""

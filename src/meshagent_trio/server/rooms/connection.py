@@ -22,7 +22,7 @@ from meshagent_core.tokens import ParticipantToken
 
 from ...websocket import WebSocketClosed, WebSocketConnection
 from ..dispatch import dispatch, participant_left
-from ..toolkit import INPUT_HIGH_WATER
+from ..toolkit import INPUT_HIGH_WATER, is_bug
 from .participant import Participant
 from .room import Room
 
@@ -73,7 +73,9 @@ async def serve_participant(room: Room, token: ParticipantToken, ws: WebSocketCo
             finally:
                 leave(participant.close[1] if participant.close else "participant left")
                 nursery.cancel_scope.cancel()
-    except Exception as error:  # a bug: this connection ends, nothing else does
+    except BaseException as error:  # a bug: this connection ends, nothing else does
+        if not is_bug(error):
+            raise
         log.exception("closing %r of room %s after an internal error", participant, room.name)
         participant.close = participant.close or (1011, f"internal error: {type(error).__name__}")
     finally:
