@@ -18,7 +18,7 @@ Rows (each client does the same work, with the same measuring loop):
     (B checks it got every one).
 
 Our column uses the `room.storage` / `room.messaging` sub-client methods where they exist, else
-the raw protocol through `room.invoke` / `room.stream_call` (ROOM_APIS §14.2-14.3, §11); the
+the raw protocol through `room.invoke` / `room.stream_call` (protocol/room-apis.md §2.4, §2.5, §3); the
 table's footer says which. Targets: concurrent throughput >= 2x official, p50 latency <= 0.7x.
 
     python benchmarks/client.py [--sequential N] [--concurrent M] [--size-mb S] [--messages K] [--window W] [--clients ours,official] [--rounds R] [--pin none|one-cpu|split]
@@ -118,7 +118,7 @@ async def _maybe_await(value: Any) -> Any:
 
 
 async def _raw_upload(room: Any, path: str, data: bytes) -> None:
-    """`storage.upload`, pull-driven (ROOM_APIS §14.2): start; for each pull one data chunk of
+    """`storage.upload`, pull-driven (protocol/room-apis.md §2.4): start; for each pull one data chunk of
     the pulled size; on the pull after the last byte, close the input; the server commits and
     closes the stream."""
     import msgspec
@@ -156,7 +156,7 @@ async def _raw_upload(room: Any, path: str, data: bytes) -> None:
 
 
 async def _raw_download(room: Any, path: str) -> bytes:
-    """`storage.download`, pull-driven (ROOM_APIS §14.3), 64 KiB chunks as the official client."""
+    """`storage.download`, pull-driven (protocol/room-apis.md §2.5), 64 KiB chunks as the official client."""
     import msgspec
     from meshagent_core import BinaryContent, ControlContent, ErrorContent, RoomException
     from meshagent_core.toolkits import storage as contract
@@ -264,7 +264,7 @@ async def _ours_messaging(connect: Callable[[str], Any], args: argparse.Namespac
 
             how = "room.messaging.send_message"
         else:
-            await b.invoke("messaging", "enable", {})  # A need not be enabled to send (ROOM_APIS §11)
+            await b.invoke("messaging", "enable", {})  # A need not be enabled to send (protocol/room-apis.md §3.4)
             with trio.fail_after(10):
                 await enabled.wait()
 

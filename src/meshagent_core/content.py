@@ -1,4 +1,4 @@
-"""Content values: the typed results, tool arguments and stream chunks (ROOM_WIRE §3.5).
+"""Content values: the typed results, tool arguments and stream chunks (protocol/wire.md §5).
 
 A content value is a JSON header with a `type` discriminator plus, for `file` and `binary`,
 bytes that travel as the envelope payload. Each type is one msgspec Struct; names follow the

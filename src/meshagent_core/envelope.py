@@ -1,4 +1,4 @@
-"""The message envelope: `header_len u64 BE || header JSON || payload` (ROOM_WIRE §3.1).
+"""The message envelope: `header_len u64 BE || header JSON || payload` (protocol/wire.md §4.1).
 
 Every packed header gets the reserved `__meshagent__` key (`{"v": 1, "otel": {...}}`) as its
 last key; every unpacked header has it removed before anything else looks at it.

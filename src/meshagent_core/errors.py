@@ -11,7 +11,7 @@ from enum import IntEnum
 
 
 class ErrorCode(IntEnum):
-    """Integer codes carried by `error` content (ROOM_WIRE §3.7)."""
+    """Integer codes carried by `error` content (protocol/wire.md §7.2)."""
 
     PERMISSION_DENIED = 1001
     INVALID_REQUEST = 1002
@@ -77,7 +77,7 @@ class RemoteProtocolError(ProtocolError):
 
 
 class FramingError(RemoteProtocolError):
-    """A packet that cannot belong to a well-formed message (ROOM_WIRE §2).
+    """A packet that cannot belong to a well-formed message (protocol/wire.md §3.6).
 
     Raised by `PacketReader.receive_packets`, `completed` holds the messages the same batch
     finished before the bad packet.
@@ -96,4 +96,4 @@ class MessageTooLarge(FramingError):
 
 
 class EnvelopeError(RemoteProtocolError):
-    """A message whose envelope or content header cannot be decoded (ROOM_WIRE §3.4)."""
+    """A message whose envelope or content header cannot be decoded (protocol/wire.md §4.4)."""

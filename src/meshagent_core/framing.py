@@ -1,4 +1,4 @@
-"""Packet framing: messages <-> 1 KiB packets (ROOM_WIRE §2).
+"""Packet framing: messages <-> 1 KiB packets (protocol/wire.md §3).
 
 A message `(id, type, data)` travels as one header packet (`id u64, index=0 u32, count u32,
 type utf-8`) followed by `count` data packets (`id u64, index u32, <=1024 bytes`). Each packet

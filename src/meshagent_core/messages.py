@@ -1,4 +1,4 @@
-"""Session-level wire messages (ROOM_WIRE §4–5, ROOM_APIS §2.4–2.5, §4).
+"""Session-level wire messages (protocol/wire.md §6, protocol/room-apis.md §6).
 
 Each message header is defined once here, as a msgspec Struct, and used by both the client
 and the server session. Field order is the official client's (it matters only for the

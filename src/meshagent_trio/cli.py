@@ -78,6 +78,32 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--transcript", action="store_true", help="only print a session transcript through the protocol core"
     )
+
+    conformance = commands.add_parser(
+        "conformance",
+        help="check any MeshAgent room server over the wire",
+        description="Check a MeshAgent room server over the wire: one PASS/FAIL line per check, a summary, "
+        "and exit status 1 if a check failed (2 if the run could not start).",
+        formatter_class=formatter,
+    )
+    conformance.add_argument(
+        "url", nargs="?", default=argparse.SUPPRESS, help="the server's API base URL, http://host:port (default: $MESHAGENT_API_URL)"
+    )
+    conformance.add_argument(
+        "--api-key",
+        default=argparse.SUPPRESS,
+        help="the API key (ma-...) the server trusts, to sign participant tokens (default: $MESHAGENT_API_KEY)",
+    )
+    conformance.add_argument(
+        "--check",
+        dest="checks",
+        action="append",
+        metavar="NAME",
+        default=argparse.SUPPRESS,
+        help="run only this check, area (storage) or pattern ('handshake.*'); repeatable (default: every check)",
+    )
+    conformance.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="seconds each check may take before it fails")
+    conformance.add_argument("--list", action="store_true", help="list the checks (those --check selects) and exit")
     return parser
 
 
@@ -90,6 +116,16 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(args)
         if args.command == "demo":
             return _demo(args)
+        if args.command == "conformance":
+            from .conformance import main as conformance
+
+            return conformance(
+                getattr(args, "url", None),
+                getattr(args, "api_key", None),
+                select=getattr(args, "checks", None),
+                timeout=args.timeout,
+                list_only=args.list,
+            )
     except KeyboardInterrupt:
         return 130
     except Exception as error:

@@ -1,4 +1,4 @@
-"""`room.agents` (ROOM_APIS §4.1–4.3): invoke_tool (unary, streamed input, errors),
+"""`room.agents` (protocol/room-apis.md §6.1, §6.2, §6.3): invoke_tool (unary, streamed input, errors),
 list_toolkits, room.call — against the real local server, on Trio and on AnyIO (asyncio and
 Trio). Hosting itself is pinned in test_hosting_client.py."""
 

@@ -1,4 +1,4 @@
-"""Hosting a toolkit of typed tools (ROOM_APIS §4.4): registration, typed calls, errors,
+"""Hosting a toolkit of typed tools (protocol/room-apis.md §6.4): registration, typed calls, errors,
 streamed output and input, concurrency, unregistering — against the real local server, on
 Trio and on AnyIO (asyncio and Trio)."""
 

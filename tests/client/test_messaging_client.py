@@ -17,7 +17,7 @@ from meshagent_core.client.messaging import (
     PresenceEvent,
     RoomMessage,
 )
-from meshagent_core.client.room import RemoteParticipant, RoomClient, RoomClosed
+from meshagent_core.client.room import RemoteParticipant, RoomClosed
 from meshagent_core.session import events as ev
 from meshagent_core.tokens import ApiScope
 from meshagent_core.tokens.grants import MessagingGrant
@@ -206,7 +206,6 @@ async def test_broadcast_reaches_the_others_only(client_module, client_variant, 
 async def test_send_to_a_participant_that_is_no_longer_online(client_module, client_variant, local_server) -> None:
     async with people(client_module, local_server, room_name("stale", client_variant)) as p:
         alice, bob = await p.join("alice"), await p.join("bob")
-        bob_id = bob.local_participant.id
         stale = await seen(alice, bob)
         async with alice.messaging.presence_events("participant_added") as presence:
             await bob.messaging.disable()

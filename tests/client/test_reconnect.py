@@ -1,4 +1,4 @@
-"""Reconnect (ROOM_WIRE §4.7): a lost connection comes back, a server close is final, refusals
+"""Reconnect (protocol/wire.md §8): a lost connection comes back, a server close is final, refusals
 are permanent, requests pending at the drop fail with ConnectionLost."""
 
 from __future__ import annotations

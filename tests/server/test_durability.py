@@ -33,7 +33,7 @@ from meshagent_trio.server.process import LocalServerProcess
 from roomtest import mint
 
 ROOM = "durable-room"
-UPLOAD_TEMP_PREFIX = ".meshagent-upload-"  # reserved name (ROOM_APIS §14, TOKENS §7.3)
+UPLOAD_TEMP_PREFIX = ".meshagent-upload-"  # reserved name (protocol/room-apis.md §2.1, protocol/tokens.md §5.3)
 
 
 # --- the server as a subprocess ---------------------------------------------------------------
@@ -67,7 +67,7 @@ def server_process(tmp_path: Path) -> Iterator[LocalServerProcess]:
 
 
 async def upload(room: RoomConnection, path: str, data: bytes, *, overwrite: bool = False, before_ack=None, mid_data=None) -> None:
-    """The pull-driven `storage.upload` (ROOM_APIS §14.2). Returns only once the server closed the
+    """The pull-driven `storage.upload` (protocol/room-apis.md §2.4). Returns only once the server closed the
     stream normally after our input close: the upload is acknowledged. `mid_data` is awaited after
     the second data chunk, `before_ack` after the input close (both used to kill the server)."""
     async with room.stream_call("storage", "upload", input_stream=True) as call:

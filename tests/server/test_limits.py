@@ -10,7 +10,6 @@ import pytest
 import trio
 
 from meshagent_core import RoomException
-from meshagent_core.session import events as ev
 from meshagent_trio.connection import RoomConnection
 from meshagent_trio.server import Server, ServerConfig
 from meshagent_trio.websocket import WebSocketClosed, connect_websocket

@@ -1,4 +1,4 @@
-"""The `messaging` toolkit over real sockets: presence, send, broadcast, streams (ROOM_APIS §11)."""
+"""The `messaging` toolkit over real sockets: presence, send, broadcast, streams (protocol/room-apis.md §3)."""
 
 from __future__ import annotations
 

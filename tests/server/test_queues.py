@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from meshagent_core import EmptyContent, JsonContent, RoomException
 from meshagent_core.tokens import ApiScope, QueuesGrant
 from meshagent_trio.connection import RoomConnection
-from meshagent_trio.server import Credentials, Server, ServerConfig
+from meshagent_trio.server import Credentials, Server
 from meshagent_trio.server.toolkits.queues import Queues, queues_state
 from roomtest import mint, room_url, running_server
 

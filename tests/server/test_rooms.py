@@ -8,7 +8,7 @@ import h11
 import pytest
 import trio
 
-from meshagent_core import JsonContent, RoomException
+from meshagent_core import RoomException
 from meshagent_trio.connection import RoomConnection
 from meshagent_trio.websocket import HandshakeRejected, connect_websocket
 

@@ -1,5 +1,5 @@
 """`room.agents`: call tools (`invoke_tool`), list toolkits, `room.call`, and host toolkits
-(ROOM_APIS §4).
+(protocol/room-apis.md §6).
 
 Names and keyword arguments follow the official 0.56 client's `AgentsClient`
 (`invoke_tool(toolkit=, tool=, input=, participant_id=, on_behalf_of_id=)`,
@@ -167,7 +167,7 @@ def parse_toolkit_descriptions(tools: Any) -> list[ToolkitDescription]:
 
 class _InputPump:
     """Sends an async iterable's items as a call's input chunks, in a task owned by the room,
-    then always closes the input (ROOM_APIS §4.1)."""
+    then always closes the input (protocol/room-apis.md §6.1)."""
 
     def __init__(self, room: Any, call: ToolCallStream, source: AsyncIterable[Any]) -> None:
         self._backend = room.backend

@@ -1,4 +1,4 @@
-"""`room.developer`: the room's developer log channel (ROOM_APIS §10), as the official 0.56
+"""`room.developer`: the room's developer log channel (protocol/room-apis.md §5), as the official 0.56
 `DeveloperClient` (same method names and keyword arguments).
 
 Decisions:

@@ -1,5 +1,5 @@
 """Toolkits a participant hosts in a room: tools declared as typed Python functions, hosted with
-an async context manager (ROOM_APIS §4.4).
+an async context manager (protocol/room-apis.md §6.4).
 
     @tool
     async def add(a: int, b: int = 1) -> int:

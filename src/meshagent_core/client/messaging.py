@@ -1,5 +1,5 @@
-"""`room.messaging`: presence, direct and broadcast messages, and messaging streams (ROOM_APIS
-§11, ROOM_WIRE §4.2–4.3), as the official 0.56 `MessagingClient`.
+"""`room.messaging`: presence, direct and broadcast messages, and messaging streams
+(protocol/room-apis.md §3, attributes protocol/wire.md §6.8), as the official 0.56 `MessagingClient`.
 
 Same method names and keyword arguments as the official client; the wire shapes are the
 `meshagent_core.toolkits.messaging` contract. Differences, all deliberate:
@@ -247,7 +247,7 @@ class IncomingMessagingStreamRequest:
 
 
 class MessagingStream:
-    """An open messaging stream between two participants (ROOM_APIS §11.5), on either end.
+    """An open messaging stream between two participants (protocol/room-apis.md §3.5), on either end.
 
     `send_message(type=, message=, attachment=)` sends to the other end; `receive()` (or
     `async for event in stream`) gives what arrives: `RoomMessage`s, then possibly a

@@ -1,4 +1,4 @@
-"""`room.queues`: the room's named queues of JSON messages (ROOM_APIS §12), as the official 0.56
+"""`room.queues`: the room's named queues of JSON messages (protocol/room-apis.md §4), as the official 0.56
 `QueuesClient` (same method names and keyword arguments).
 
 Answers are validated as the official client validates them: an answer of the wrong content

@@ -65,7 +65,7 @@ log = logging.getLogger("meshagent_core.client")
 
 def retry_delay(attempt: int, *, bounded: bool) -> float:
     """Seconds before retry number `attempt` (0-based): 0.5, 1, 2, … capped at 30; with a
-    reconnect timeout (`bounded`) the first retry is immediate (ROOM_WIRE §4.7)."""
+    reconnect timeout (`bounded`) the first retry is immediate (protocol/wire.md §8.3)."""
     if bounded:
         if attempt == 0:
             return 0.0
@@ -84,7 +84,7 @@ def unreachable_message(url: str, timeout: float | None, reason: str) -> str:
 
 def meshagent_base_url(base_url: str | None = None, environ: Mapping[str, str] | None = None) -> str:
     """The REST base: explicit, else `MESHAGENT_PROFILE_API_URL`, else `MESHAGENT_API_URL`, else
-    the cloud; trailing `/` stripped (ROOM_WIRE §1.1)."""
+    the cloud; trailing `/` stripped (protocol/wire.md §2.1)."""
     environ = os.environ if environ is None else environ
     url = base_url or environ.get("MESHAGENT_PROFILE_API_URL") or environ.get("MESHAGENT_API_URL")
     if not url:
@@ -104,7 +104,7 @@ def _warn_cloud_default(url: str) -> None:
 def websocket_room_url(
     *, room_name: str, base_url: str | None = None, environ: Mapping[str, str] | None = None
 ) -> str:
-    """The room socket URL as the official client derives it (ROOM_WIRE §1.1): an explicit base
+    """The room socket URL as the official client derives it (protocol/wire.md §2.1): an explicit base
     verbatim; else `MESHAGENT_ROOM_URL`, `MESHAGENT_PROFILE_API_URL` or `MESHAGENT_API_URL` with
     `http(s):` swapped for `ws(s):`; else `wss://api.meshagent.com`."""
     environ = os.environ if environ is None else environ
@@ -287,7 +287,7 @@ class RoomClient:
                 raise body_error from None
             raise
 
-    # --- connecting and reconnecting (ROOM_WIRE §4.7) -------------------------------------
+    # --- connecting and reconnecting (protocol/wire.md §8) -------------------------------------
 
     def on_reconnect(self, hook: Callable[[], Awaitable[None]]) -> None:
         """Run `await hook()` after every reconnection (sub-clients restore their state)."""
@@ -372,7 +372,7 @@ class RoomClient:
         ready = connection.ready_event
         assert ready is not None
         local = self._local_participant._attributes if self._local_participant is not None else {}
-        merged = {**ready.attributes, **local}  # local values win (ROOM_WIRE §4.2)
+        merged = {**ready.attributes, **local}  # local values win (protocol/wire.md §6.8)
         self._local_participant = LocalParticipant(self, id=ready.participant_id, attributes=merged)
         self.connection = connection
         if local and merged != ready.attributes:

@@ -1,4 +1,4 @@
-"""`room.storage`: the room's files (ROOM_APIS §14), as the official 0.56 `StorageClient`.
+"""`room.storage`: the room's files (protocol/room-apis.md §2), as the official 0.56 `StorageClient`.
 
 Same method names and keyword arguments as the official client; the wire shapes are the
 `meshagent_core.toolkits.storage` contract. Differences, all deliberate:

@@ -1,4 +1,4 @@
-"""`room.sync`: collaborative documents (SYNC §4), as the official 0.56 `SyncClient`.
+"""`room.sync`: collaborative documents (protocol/documents.md §4), as the official 0.56 `SyncClient`.
 
 Same method names and keyword arguments as the official client; the wire shapes are the
 `meshagent_core.toolkits.sync` contract and the documents are `meshagent_core.sync.MeshDocument`.
@@ -290,7 +290,7 @@ class SyncClient(SubClient):
         json: Mapping[str, Any] | None = None,
         schema: MeshSchema | Mapping[str, Any] | None = None,
     ) -> None:
-        """Create the document at `path` from `json` (its JSON form, §2.1), with `schema` or
+        """Create the document at `path` from `json` (its JSON form, protocol/documents.md §2.1), with `schema` or
         the one its extension names in room storage (`.schemas/<ext>.json`). Does not open it."""
         normalized = _check_path(path)
         if json is not None and not isinstance(json, Mapping):

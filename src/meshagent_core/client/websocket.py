@@ -323,7 +323,7 @@ class WebSocketConnection:
                     packets.append(b"".join(self._fragments))
                     self._fragments.clear()
             elif opcode is Opcode.TEXT or opcode is Opcode.CONT:
-                # The room protocol is binary only (ROOM_WIRE §1.3).
+                # The room protocol is binary only (protocol/wire.md §2.3).
                 self._protocol.fail(1003, "text frames are not part of the room protocol")
         return packets
 

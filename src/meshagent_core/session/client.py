@@ -1,4 +1,4 @@
-"""The participant's side of a room connection (ROOM_WIRE §4, ROOM_APIS §2.5, §4.4)."""
+"""The participant's side of a room connection (protocol/wire.md §6, protocol/room-apis.md §6)."""
 
 from __future__ import annotations
 

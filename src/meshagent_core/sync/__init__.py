@@ -1,4 +1,4 @@
-"""Collaborative documents: MeshSchema (SYNC §1) and the document model on pycrdt (SYNC §2–3)."""
+"""Collaborative documents: MeshSchema (protocol/documents.md §1) and the document model on pycrdt (protocol/documents.md §2, §3)."""
 
 from .document import (
     DocumentChange,

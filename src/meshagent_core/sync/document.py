@@ -1,4 +1,4 @@
-"""The collaborative document model (SYNC §2) on a pycrdt `Doc` mapped as SYNC §3 says.
+"""The collaborative document model (protocol/documents.md §2) on a pycrdt `Doc` mapped as protocol/documents.md §3 says.
 
 The CRDT is the only source of truth. A small structural mirror (each node's children in
 order, and the id index) is kept up to date from the CRDT's deep observer, so local and
@@ -11,7 +11,7 @@ and every structural change is checked against the schema as it is integrated:
 - an element tagged `text` holds rich text as an `XmlText` child;
 - attributes must be declared by the element type, with a value of the declared type
   (an attribute named after the child property is tolerated: the official `append_json`
-  writes one, SYNC §3.3 quirk b, and readers ignore it).
+  writes one, protocol/documents.md §3.3 quirk b, and readers ignore it).
 
 `apply_update` integrates a remote update and reports what broke those rules. A replica
 that integrated a breaking update keeps it (a CRDT cannot roll back), so a peer that must
@@ -89,7 +89,7 @@ class DocumentChange:
 
 
 def encode_update(update: bytes) -> bytes:
-    """The wire form of an update or state vector: standard base64 with padding (SYNC §3.5)."""
+    """The wire form of an update or state vector: standard base64 with padding (protocol/documents.md §3.5)."""
     return base64.b64encode(update)
 
 
@@ -640,7 +640,7 @@ class _Integration:
 
 
 class MeshDocument(_EventEmitter):
-    """A schema-checked document on one pycrdt `Doc` (SYNC §2, §3).
+    """A schema-checked document on one pycrdt `Doc` (protocol/documents.md §2, §3).
 
     Build it empty, from JSON (`initial_json`), or from an update. Local edits through
     `root` and its elements go straight into the CRDT; `observe_updates` hands every local
@@ -757,7 +757,7 @@ class MeshDocument(_EventEmitter):
     def load_json(self, document_json: Mapping[str, Any]) -> None:
         """Append the children of a JSON document (`{"<root tag>": {...}}`) in one
         transaction. Root attributes are not stored: the root has no CRDT identity
-        (SYNC §3.3)."""
+        (protocol/documents.md §3.3)."""
         self._check_open()
         tag_name, body = _single_key(document_json)
         if tag_name != self._schema.root_tag_name:
@@ -1141,7 +1141,7 @@ class MeshDocument(_EventEmitter):
             integration.violations.append(f"{name!r} is not a property of {element.tag_name!r}")
             return
         if name == element.schema.child_property_name:
-            return  # SYNC §3.3 quirk b: a stale copy of the child list, ignored by readers
+            return  # protocol/documents.md §3.3 quirk b: a stale copy of the child list, ignored by readers
         value_property = element.schema.value_property(name)
         if value_property is not None and action != "delete" and not value_property.accepts(value):
             integration.violations.append(f"{element.tag_name}.{name}: {value!r} is not a {value_property.type}")

@@ -1,4 +1,4 @@
-"""API keys, participant tokens, `ApiScope` and grants: sign, verify and match (TOKENS.md).
+"""API keys, participant tokens, `ApiScope` and grants: sign, verify and match (protocol/tokens.md).
 
 Pure: no I/O and no clock reads; time-dependent checks take `now` as an argument.
 """

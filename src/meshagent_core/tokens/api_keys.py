@@ -1,4 +1,4 @@
-"""API key strings: `ma-<key id>-<project id>-<secret>` (TOKENS.md §1)."""
+"""API key strings: `ma-<key id>-<project id>-<secret>` (protocol/tokens.md §1)."""
 
 from __future__ import annotations
 

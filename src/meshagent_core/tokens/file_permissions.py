@@ -1,4 +1,4 @@
-"""Room file permissions: canonical paths, `FilePathRule` and `FilesPolicy` (TOKENS.md §7.3)."""
+"""Room file permissions: canonical paths, `FilePathRule` and `FilesPolicy` (protocol/tokens.md §5.3)."""
 
 from __future__ import annotations
 

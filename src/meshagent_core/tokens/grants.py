@@ -1,4 +1,4 @@
-"""The per-family grants of an `ApiScope` (TOKENS.md §6) and their matching rules (§7).
+"""The per-family grants of an `ApiScope` (protocol/tokens.md §4) and their matching rules (protocol/tokens.md §5).
 
 Note: several grants have a field called `list`; inside those class bodies the builtin is
 shadowed, so list types are spelled through the module-level aliases below.

@@ -1,4 +1,4 @@
-"""HS256 JSON Web Tokens, byte-compatible with PyJWT's output (TOKENS.md §2, §8).
+"""HS256 JSON Web Tokens, byte-compatible with PyJWT's output (protocol/tokens.md §2, §6).
 
 Signing and verification are done here with `hmac` so no clock is ever read: the time
 claims (`exp`, `nbf`, `iat`) are checked against the `now` the caller passes. Errors are

@@ -1,4 +1,4 @@
-"""Participant tokens: the JWT a participant presents to join a room (TOKENS.md §2–5, §8)."""
+"""Participant tokens: the JWT a participant presents to join a room (protocol/tokens.md §2, §3, §6)."""
 
 from __future__ import annotations
 

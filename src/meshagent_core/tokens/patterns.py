@@ -1,4 +1,4 @@
-"""Matching rules shared by several grants (TOKENS.md §7.1, §7.2)."""
+"""Matching rules shared by several grants (protocol/tokens.md §5.1, §5.2)."""
 
 from __future__ import annotations
 

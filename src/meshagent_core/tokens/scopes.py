@@ -1,4 +1,4 @@
-"""`ApiScope`: the fine-grained room API permissions of an `api` grant (TOKENS.md §6)."""
+"""`ApiScope`: the fine-grained room API permissions of an `api` grant (protocol/tokens.md §4)."""
 
 from __future__ import annotations
 

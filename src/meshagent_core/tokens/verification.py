@@ -1,4 +1,4 @@
-"""Server-side verification of participant JWTs signed with per-API-key secrets (§8 step 1)."""
+"""Server-side verification of participant JWTs signed with per-API-key secrets (protocol/tokens.md §6.1)."""
 
 from __future__ import annotations
 

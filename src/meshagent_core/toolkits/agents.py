@@ -1,4 +1,4 @@
-"""The agents API's description shapes (ROOM_APIS §4): what a hosted tool takes and returns,
+"""The agents API's description shapes (protocol/room-apis.md §6): what a hosted tool takes and returns,
 as `room.register_toolkit` sends it and `room.list_toolkits` answers it. One definition for
 the client that hosts tools and the one that lists and calls them."""
 

@@ -1,4 +1,4 @@
-"""`developer` toolkit contract (ROOM_APIS §10)."""
+"""`developer` toolkit contract (protocol/room-apis.md §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`messaging` toolkit contract (ROOM_APIS §11, ROOM_WIRE §4.3).
+"""`messaging` toolkit contract (protocol/room-apis.md §3, presence protocol/room-apis.md §3.3).
 
 Inputs of `enable` / `disable` / `send` / `broadcast` / `stream`, the presence messages carried
 by the `messaging.send` event (whose header is `meshagent_core.messages.MessagingSend`), and the
@@ -17,7 +17,7 @@ from ..jsondepth import MAX_JSON_DEPTH, decode_bounded
 
 TOOLKIT = "messaging"
 
-# --- `messaging.send` inner types consumed by the client itself (ROOM_APIS §11.2) ------------
+# --- `messaging.send` inner types consumed by the client itself (protocol/room-apis.md §3.2) ------------
 
 MESSAGING_ENABLED = "messaging.enabled"
 PARTICIPANT_ENABLED = "participant.enabled"

@@ -1,4 +1,4 @@
-"""`queues` toolkit contract (ROOM_APIS §12): named queues of JSON objects.
+"""`queues` toolkit contract (protocol/room-apis.md §4): named queues of JSON objects.
 
 Every tool is a unary `room.invoke_tool` with `json` arguments:
 

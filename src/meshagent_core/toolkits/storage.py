@@ -1,4 +1,4 @@
-"""`storage` toolkit contract (ROOM_APIS §14, events ROOM_WIRE §4.5).
+"""`storage` toolkit contract (protocol/room-apis.md §2, events protocol/room-apis.md §2.6).
 
 Unary inputs and outputs, the chunk headers of the pull-driven `upload` and `download`
 streams, and the `storage.file.*` event headers. Responses and events the official client

@@ -1,4 +1,4 @@
-"""`sync` toolkit contract (SYNC §4, ROOM_APIS §15): collaborative documents.
+"""`sync` toolkit contract (protocol/documents.md §4, protocol/room-apis.md §7): collaborative documents.
 
 | tool | input | answer |
 |---|---|---|
@@ -19,7 +19,7 @@ import msgspec
 
 TOOLKIT = "sync"
 
-#: Client-side codes of the official client (SYNC §4.7).
+#: Client-side codes of the official client (protocol/documents.md §4.7).
 SYNC_NOT_CONNECTED = 4001
 SYNC_ALREADY_CONNECTED = 4002
 
@@ -76,7 +76,7 @@ RequestKind = Literal["start", "sync"]
 
 
 def normalize_path(path: str) -> str:
-    """The path as the official client sends and compares it (SYNC §4.2): every leading
+    """The path as the official client sends and compares it (protocol/documents.md §4.2): every leading
     `./` stripped, then every leading `/` (in that order only: `/./a` is `./a`); `.` is
     the empty path."""
     while path.startswith("./"):

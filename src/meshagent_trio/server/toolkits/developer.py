@@ -1,4 +1,4 @@
-"""The `developer` toolkit: a room's developer log channel (ROOM_APIS §10).
+"""The `developer` toolkit: a room's developer log channel (protocol/room-apis.md §5).
 
 `log` / `info` / `warning` / `error` append an entry; every open `logs` stream receives it as a
 `binary` chunk with headers `{"type": <log type>}` and the entry's data as UTF-8 JSON. Logs are

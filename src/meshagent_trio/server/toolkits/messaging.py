@@ -1,9 +1,9 @@
-"""The `messaging` toolkit: presence, direct and broadcast messages, streams (ROOM_APIS §11).
+"""The `messaging` toolkit: presence, direct and broadcast messages, streams (protocol/room-apis.md §3).
 
 Every delivery is a `messaging.send` event `{from_participant_id, type, message}` whose payload
 is the raw attachment (requests carry it as base64; deliveries carry the decoded bytes).
 
-Behaviour the protocol leaves open ([inferred] in ROOM_APIS §11 / §21 items 6–7), as chosen here:
+Behaviour the protocol leaves open (the official client only assumes it; protocol/room-apis.md §3 records each choice), as chosen here:
 
 * Grant: every tool needs the `messaging` grant (1001 otherwise); `send` and `stream` need its
   `send` flag, `broadcast` its `broadcast` flag.
@@ -30,7 +30,7 @@ Behaviour the protocol leaves open ([inferred] in ROOM_APIS §11 / §21 items 6�
   base64, are refused with 1002 and nothing is delivered.
 * A sender waits while a recipient's outgoing queue is over the high-water mark (flow control).
 
-`stream` (§11.5): the initiator's call is routed to the recipient as a call of a hosted toolkit
+`stream` (protocol/room-apis.md §3.5): the initiator's call is routed to the recipient as a call of a hosted toolkit
 named `messaging` (tool `stream`, same `tool_call_id`), the first forwarded chunk carrying
 `from_participant_id`. The recipient's `control/open` answer makes the server open the
 initiator's stream with `{"kind":"accepted","stream_id": <tool_call_id>}`; then the recipient's
@@ -158,7 +158,7 @@ def _decode_payload(
 async def enable(call: ToolCall) -> None:
     _grant(call)
     caller, room = call.caller, call.room
-    # ROOM_APIS §11.1: the answer comes before `messaging.enabled`, so answer now (run_tool_call
+    # protocol/room-apis.md §3.3: the answer comes before `messaging.enabled`, so answer now (run_tool_call
     # then finds the call answered and sends nothing more).
     call.answer()
     others: list[PresenceParticipant] = []

@@ -1,4 +1,4 @@
-"""The `queues` toolkit: named, persistent FIFO queues of JSON objects (ROOM_APIS §12).
+"""The `queues` toolkit: named, persistent FIFO queues of JSON objects (protocol/room-apis.md §4).
 
 Messages and each queue's open/closed state live in the room's SQLite database
 (`sqlite_store`, tables `queues` and `queue_messages`) and are mirrored in memory. Guarantees:
@@ -15,7 +15,7 @@ Messages and each queue's open/closed state live in the room's SQLite database
   queued on a connection whose socket dies before the bytes are written is lost with it, as
   with any request without an application-level acknowledgement.
 
-Decisions on what ROOM_APIS marks [inferred] (§12, §21 item 3):
+Decisions on what the official client leaves open (protocol/room-apis.md §4.2):
 
 * `receive` with `wait: true` is a long poll answered as soon as a message is available, or
   with `empty` after `Queues.receive_timeout` seconds (`RECEIVE_TIMEOUT`, 30 s by default;

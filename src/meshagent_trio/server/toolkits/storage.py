@@ -1,6 +1,6 @@
-"""The `storage` toolkit: a room's files, under `room.storage_dir` (ROOM_APIS §14).
+"""The `storage` toolkit: a room's files, under `room.storage_dir` (protocol/room-apis.md §2).
 
-Paths. A request path is canonicalised with the token-side rules (TOKENS §7.3,
+Paths. A request path is canonicalised with the token-side rules (protocol/tokens.md §5.3,
 `storage_request_path`): leading `./` and `/` are dropped (so `/etc/passwd` names the storage
 file `etc/passwd`, never the host's), `.` is the root, and `..`, empty segments, backslashes,
 control characters and the reserved names `.meshagent-directory` / `.meshagent-upload-*` are
@@ -10,8 +10,8 @@ final symlink must point inside it too. Anything that would escape is refused wi
 regular files and folders exist for the API: other kinds of file (fifos, sockets, devices) and
 entries whose names cannot be addressed are treated as absent and left out of listings.
 
-Permissions (the caller's `storage` grant, files policy of TOKENS §7.3; no grant at all ⇒ 1001).
-ROOM_APIS notes that the hosted server does not gate `list`/`exists`/`stat`/`delete`; this server
+Permissions (the caller's `storage` grant, files policy of protocol/tokens.md §5.3; no grant at all ⇒ 1001).
+protocol/room-apis.md §2.2 notes that the hosted server does not gate `list`/`exists`/`stat`/`delete`; this server
 gates every operation, since a read-only or folder-limited token must mean what it says:
 
 * `exists` / `stat`: `read` on the path, or the path is listable (`can_list_directory`: listing
@@ -62,7 +62,7 @@ give an honest URL. After the usual checks (path 3004, `read` 1001, existence 30
 
 Events [inferred]: after a change, `storage.file.updated` (upload committed),
 `storage.file.deleted` and `storage.file.moved` go to **every** participant of the room,
-including the one that caused it (ROOM_APIS §14.5 "all connected participants"; the official
+including the one that caused it (protocol/room-apis.md §2.6 "all connected participants"; the official
 client needs no subscription and simply raises a local event), with exactly the documented keys
 and canonical paths. One event per operation: a recursive delete or a folder move sends one
 event naming the folder, not one per file inside it. A `move` onto itself is a no-op without an

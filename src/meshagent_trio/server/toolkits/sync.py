@@ -1,4 +1,4 @@
-"""The `sync` toolkit: collaborative documents (SYNC §4, §5, §6).
+"""The `sync` toolkit: collaborative documents (protocol/documents.md §4, §5).
 
 One shared document per path per room, loaded while someone uses it:
 
@@ -17,7 +17,7 @@ One shared document per path per room, loaded while someone uses it:
   replaced by "everything since state vector V", computed from the committed document when the
   subscriber catches up.
 
-Persistence (SYNC §5): a document is a file in room storage at its own path, written
+Persistence (protocol/documents.md §5.5): a document is a file in room storage at its own path, written
 atomically (temp file, fsync, rename) `PERSIST_DELAY` seconds after a change, when its last
 user leaves, and when the server stops. The file is UTF-8 JSON:
 
@@ -27,7 +27,7 @@ user leaves, and when the server stops. The file is UTF-8 JSON:
 so `storage.exists`/`list`/`delete`/`download` see documents as the official clients expect.
 A crash (SIGKILL) loses at most the last `PERSIST_DELAY` seconds of edits.
 
-Schemas (SYNC §5): an existing document keeps the schema stored with it (a schema passed by a
+Schemas (protocol/documents.md §5.4): an existing document keeps the schema stored with it (a schema passed by a
 later `open` is ignored; the `state` chunk tells the client which one is used). A new document
 uses the schema passed to `create`/`open`, else the schema file at `schema_path` in room storage,
 else `.schemas/<extension>.json`, else the call fails with 1002.
