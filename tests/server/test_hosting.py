@@ -155,6 +155,27 @@ async def test_caller_leaving_forgets_the_routed_call(server, credentials) -> No
         assert (await host.request("room.list_toolkits", {})).json["tools"]["tk"]
 
 
+async def test_caller_leaving_closes_the_input_it_was_streaming(server, credentials) -> None:
+    """A hosted tool reading a caller's input stream is not left waiting for input that
+    cannot come: the caller's departure closes the stream for the host, with 1001."""
+    async with RoomConnection.open(room_url(server), mint(credentials, name="host")) as host:
+        await register(host)
+        with trio.fail_after(10):
+            async with RoomConnection.open(room_url(server), mint(credentials, name="caller")) as caller:
+                async with caller.stream_call("tk", "echo") as call:
+                    call.send(TextContent(text="part 1"))
+                    received = await host.next_event(ev.ToolCallReceived)
+                    assert (await host.next_event(ev.ToolCallInputChunk)).chunk == TextContent(text="part 1")
+                    host.respond_to_tool_call(received.call_id, CONTROL_OPEN)
+                    assert await call.response() == CONTROL_OPEN
+                    await caller.websocket.abort()  # the caller's connection drops, its input still open
+                    closed = await host.next_event(ev.ToolCallInputClosed)
+        assert closed.tool_call_id == received.tool_call_id
+        assert closed.status_code == 1001 and closed.message == "the caller left"
+        participant = server.rooms["test-room"].participants[host.participant_id]
+        assert participant.hosted_calls == {}
+
+
 async def test_allowed_toolkits_restricts_calls(server, credentials) -> None:
     scope = ApiScope.agent_default()
     scope.agents = AgentsGrant(allowed_toolkits=["other*"])

@@ -247,6 +247,7 @@ class Participant:
         # Unbounded, so a failure can always be queued; deliver() caps it at ROUTED_EVENT_BUFFER.
         send, receive = trio.open_memory_channel[HostEvent](math.inf)
         routed = RoutedCall(self, toolkit, call_id, tool_call_id, send, receive)
+        routed.input_open = isinstance(arguments, ControlContent) and arguments.is_open
         self.hosted_calls[call_id] = routed
         self._kick()
         return routed
@@ -263,10 +264,14 @@ class RoutedCall:
     _send: trio.MemorySendChannel[HostEvent] = field(repr=False)
     events: trio.MemoryReceiveChannel[HostEvent] = field(repr=False)
     done: bool = False
+    #: The caller streams its input and has not closed it yet.
+    input_open: bool = False
 
     def send_input(self, chunk: Content) -> None:
         """Forward one of the caller's input chunks to the host (the caller's connection stops
         reading while the host's output is over the high-water mark; see `rooms.connection`)."""
+        if isinstance(chunk, ControlContent) and chunk.is_close:
+            self.input_open = False
         if self.host.connected and not self.done:
             self.host.session.send_tool_call_input(self.toolkit, self.tool_call_id, chunk)
             self.host._kick()
@@ -291,8 +296,12 @@ class RoutedCall:
             self._send.close()
 
     def cancel(self) -> None:
-        """The caller went away: forget the call on the host side."""
+        """The caller went away: forget the call on the host side. An input stream the caller
+        left open is closed for the host (status 1001), so a tool reading it does not wait for
+        input that cannot come."""
         if not self.done:
+            if self.input_open and self.host.connected:
+                self.send_input(ControlContent(method="close", status_code=1001, message="the caller left"))
             self._end()
             self.host.session.cancel_routed_call(self.call_id)
             self._send.close()
