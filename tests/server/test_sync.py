@@ -209,6 +209,9 @@ async def test_create_describe_and_their_errors(server, credentials) -> None:
             ({"path": "../escape.notebook", "schema": SCHEMA_JSON}, ErrorCode.STORAGE_INVALID_PATH),
             ({"path": ".schemas/x.json", "schema": SCHEMA_JSON}, ErrorCode.INVALID_REQUEST),
             ({"path": "", "schema": SCHEMA_JSON}, ErrorCode.INVALID_REQUEST),
+            # not canonical: the official client would not recognise the canonical path in the answers
+            ({"path": "notes/d.notebook/", "schema": SCHEMA_JSON}, ErrorCode.INVALID_REQUEST),
+            ({"path": "notes//d.notebook", "schema": SCHEMA_JSON}, ErrorCode.STORAGE_INVALID_PATH),
         ]
         for arguments, code in cases:
             with pytest.raises(RoomException) as caught:

@@ -450,9 +450,15 @@ def _grant(call: ToolCall) -> SyncGrant:
 
 
 def _document_path(raw: str) -> str:
-    path = canonical_path(normalize_path(raw))
+    normalized = normalize_path(raw)
+    path = canonical_path(normalized)
     if not path:
         raise invalid_request("a document path may not be empty")
+    if path != normalized:
+        # The official client checks that the path in the server's chunks is the one it sent
+        # (minus leading `./` and `/`): answering for `a/b` what was opened as `a//b/` would
+        # fail its open, so only the canonical spelling is accepted.
+        raise invalid_request(f"document path {raw!r} is not in canonical form: use {path!r}")
     if path == SCHEMAS_FOLDER or path.startswith(SCHEMAS_FOLDER + "/"):
         raise invalid_request(f"{path!r} is in {SCHEMAS_FOLDER}/, which holds schemas, not documents")
     return path
