@@ -7,8 +7,10 @@ BIN := $(VENV)/bin
 OFFICIAL_VENV ?= .venv-official
 # A checkout of the public meshagent/meshagent-ts repository for `make interop-ts`; empty: it skips.
 TS_DIR ?=
+# `make test-floors`: the suite with every dependency at its lower bound in pyproject.toml.
+FLOORS_VENV ?= .venv-floors
 
-.PHONY: demo test bench official-env interop-ts clean
+.PHONY: demo test test-floors bench official-env interop-ts clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "meshagent-trio needs Python 3.11 or newer")'
@@ -26,6 +28,14 @@ test: $(BIN)/.installed
 	-@bash scripts/official-env.sh $(OFFICIAL_VENV)
 	$(BIN)/python -m pytest
 
+# The whole suite again, in its own virtualenv ($(FLOORS_VENV)) on the oldest Python that
+# requires-python allows, with every runtime and test dependency pinned to its `>=` floor in
+# pyproject.toml (transitive ones resolve normally): the floors must be versions that pass.
+# The virtualenv is reused while pyproject.toml is unchanged. See scripts/floors.py.
+test-floors:
+	-@bash scripts/official-env.sh $(OFFICIAL_VENV)
+	$(PYTHON) scripts/floors.py --venv $(FLOORS_VENV)
+
 official-env:
 	bash scripts/official-env.sh $(OFFICIAL_VENV)
 
@@ -37,4 +47,4 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/framing.py
 
 clean:
-	rm -rf $(VENV) $(OFFICIAL_VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) $(OFFICIAL_VENV) $(FLOORS_VENV) .pytest_cache .hypothesis

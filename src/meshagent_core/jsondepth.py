@@ -96,6 +96,8 @@ class BoundedDecoder:
             value = self._decode(data)
         except RecursionError:
             raise msgspec.DecodeError(too_deep(limit)) from None
+        except UnicodeDecodeError as error:  # msgspec < 0.23, on invalid UTF-8 inside a string
+            raise msgspec.DecodeError(f"invalid UTF-8 in JSON: {error.reason}") from None
         return check_decoded(data, value, limit, typed=self._typed)
 
 
@@ -110,6 +112,8 @@ def decode_bounded(data: bytes | bytearray | memoryview | str, type: Any = None,
         value = msgspec.json.decode(data, type=type)
     except RecursionError:
         raise msgspec.DecodeError(too_deep(limit)) from None
+    except UnicodeDecodeError as error:  # msgspec < 0.23, on invalid UTF-8 inside a string
+        raise msgspec.DecodeError(f"invalid UTF-8 in JSON: {error.reason}") from None
     return check_decoded(data, value, limit, typed=True)
 
 
