@@ -16,7 +16,8 @@ from meshagent_core.client.agents import (
     ToolkitDescription,
     parse_toolkit_descriptions,
 )
-from meshagent_core.client.hosting import ToolContext, Toolkit, tool
+from meshagent_core.client.tool_values import ToolContext
+from meshagent_core.client.tools import Toolkit, tool
 from meshagent_core.content import EmptyContent, JsonContent, TextContent
 from meshagent_core.tokens import ApiScope
 from roomtest import mint

@@ -12,15 +12,9 @@ import msgspec
 import pytest
 
 from meshagent_core import RoomException
-from meshagent_core.client.hosting import (
-    ContentTool,
-    FunctionTool,
-    InvalidToolDataException,
-    ToolContext,
-    Toolkit,
-    start_hosted_toolkit,
-    tool,
-)
+from meshagent_core.client.hosting import start_hosted_toolkit
+from meshagent_core.client.tool_values import InvalidToolDataException, ToolContext
+from meshagent_core.client.tools import ContentTool, FunctionTool, Toolkit, tool
 from meshagent_core.client.agents import ToolContentSpec
 from meshagent_core.content import EmptyContent, ErrorContent, FileContent, JsonContent, TextContent
 from meshagent_core.tokens import AgentsGrant, ApiScope

@@ -15,7 +15,7 @@ import pytest
 
 from meshagent_core import ConnectionLost
 from meshagent_core.client.connection import _Outcome
-from meshagent_core.client.hosting import Toolkit, tool
+from meshagent_core.client.tools import Toolkit, tool
 from roomtest import mint, record_own_reads
 
 pytestmark = pytest.mark.anyio

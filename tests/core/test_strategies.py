@@ -32,7 +32,8 @@ from meshagent_core import (
     unpack_content,
     unpack_message,
 )
-from meshagent_core.client.hosting import ToolContext, tool
+from meshagent_core.client.tool_values import ToolContext
+from meshagent_core.client.tools import tool
 from meshagent_core.client.participants import Participant
 from meshagent_core.content import CONTENT_TYPES, Content
 from meshagent_core.envelope import META_KEY

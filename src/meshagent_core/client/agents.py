@@ -31,7 +31,8 @@ from .hosting import host_toolkit
 from .participants import SubClient
 
 if TYPE_CHECKING:
-    from .hosting import HostedToolkit, Toolkit
+    from .hosting import HostedToolkit
+    from .tools import Toolkit
 
 #: How long a finished call waits for its input stream to end before stopping it (as the
 #: official client does when the answer comes first).

@@ -51,7 +51,8 @@ from ..toolkits.agents import ToolContentSpec, ToolContentType
 from ..toolkits.storage import StorageEntry
 from .agents import ToolDescription, ToolkitDescription
 from .developer import RoomLogEvent
-from .hosting import Toolkit, ToolContext, tool
+from .tool_values import ToolContext
+from .tools import Toolkit, tool
 from .messaging import (
     IncomingMessagingStreamRequest,
     MessagingStream,
