@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from meshagent_core import ConnectionLost, RoomException
-from meshagent_core.client.messaging import (
+from meshagent_core.client.messaging_streams import (
     IncomingMessagingStreamRequest,
     MessagingStreamClientDisconnected,
     PresenceEvent,

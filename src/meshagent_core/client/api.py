@@ -53,7 +53,7 @@ from .agents import ToolDescription, ToolkitDescription
 from .developer import RoomLogEvent
 from .tool_values import ToolContext
 from .tools import Toolkit, tool
-from .messaging import (
+from .messaging_streams import (
     IncomingMessagingStreamRequest,
     MessagingStream,
     MessagingStreamClientDisconnected,
