@@ -1,0 +1,13 @@
+"""The MeshAgent REST API, defined once: every route with its verb, path, query, body and
+answer (`ROUTES`), which the `Meshagent` client and the local server both use.
+
+Covered so far: the deployment config, projects, members, profiles and settings documents,
+rooms and volumes, service accounts, API keys and participant tokens.
+"""
+
+from . import accounts, keys, rooms
+from .routes import RestRequest, Route, RouteError, RouteTable, encode_query
+
+ROUTES = RouteTable([*accounts.ROUTES, *rooms.ROUTES, *keys.ROUTES])
+
+__all__ = ["ROUTES", "RestRequest", "Route", "RouteError", "RouteTable", "encode_query"]
