@@ -6,8 +6,35 @@ rooms and volumes, service accounts, API keys and participant tokens.
 """
 
 from . import accounts, keys, rooms
+from .answers import (
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    RestError,
+    RoomDisabledError,
+    ServerError,
+    ValidationErrorResponse,
+    error_for,
+    read_answer,
+)
 from .routes import RestRequest, Route, RouteError, RouteTable, encode_query
 
 ROUTES = RouteTable([*accounts.ROUTES, *rooms.ROUTES, *keys.ROUTES])
 
-__all__ = ["ROUTES", "RestRequest", "Route", "RouteError", "RouteTable", "encode_query"]
+__all__ = [
+    "ROUTES",
+    "ConflictError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RestError",
+    "RestRequest",
+    "RoomDisabledError",
+    "Route",
+    "RouteError",
+    "RouteTable",
+    "ServerError",
+    "ValidationErrorResponse",
+    "encode_query",
+    "error_for",
+    "read_answer",
+]

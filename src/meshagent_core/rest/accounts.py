@@ -87,7 +87,7 @@ ROUTES = [
         query=ProjectUsersQuery,
         aliases=("get_users_in_project",),
     ),
-    Route("get_project_settings_document", "GET", PROJECT + "/settings/{document}", Any),
+    Route("get_project_settings_document", "GET", PROJECT + "/settings/{document}", Any, none_when_missing=True),
     Route("set_project_settings_document", "PUT", PROJECT + "/settings/{document}", Any, raw_body_argument="document_body"),
     Route("delete_project_settings_document", "DELETE", PROJECT + "/settings/{document}", Any),
     Route("get_user_profile", "GET", "/accounts/profiles/{user_id}", Any),

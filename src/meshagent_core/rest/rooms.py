@@ -64,7 +64,7 @@ class ExpandVolumeBody(msgspec.Struct, kw_only=True):
 
 ROUTES = [
     Route("create_room", "POST", ROOMS, Room, body=CreateRoomBody),
-    Route("get_room", "GET", ROOMS + "/{name}", Room, not_found=ROOM_NOT_FOUND),
+    Route("get_room", "GET", ROOMS + "/{name}", Room, not_found=ROOM_NOT_FOUND, payload_noun="room"),
     Route("get_room_status", "GET", ROOMS + "/{name}/status", RoomStatus, not_found=ROOM_NOT_FOUND),
     Route("list_room_events", "GET", ROOMS + "/{name}/events", RoomEvents, query=LimitQuery, not_found=ROOM_NOT_FOUND),
     Route("update_room", "PUT", ROOMS + "/{room_id}", Any, body=UpdateRoomBody),

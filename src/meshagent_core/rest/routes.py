@@ -63,6 +63,11 @@ class Route:
     aliases: tuple[str, ...] = ()
     #: an official override of the 404 message (`RoomException("room not found")`)
     not_found: str | None = None
+    #: a 404 answers None instead of raising (`get_project_settings_document`)
+    none_when_missing: bool = False
+    #: what an invalid answer is called in the official error ("Invalid room payload: …");
+    #: default: the response model's name
+    payload_noun: str | None = None
     segments: tuple[str, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

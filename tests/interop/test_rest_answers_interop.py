@@ -1,0 +1,126 @@
+"""REST answers read the way the official client reads them: for each status and body a real HTTP
+server sends, the official `Meshagent` (0.56, out of process) and our `read_answer` raise the
+same exception class with the same message, `status_code` and `code`, or return the same value."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Iterator
+from urllib.parse import unquote
+
+import msgspec
+import pytest
+
+from meshagent_core.rest import ROUTES, RestError, read_answer
+from meshagent_core.errors import RoomException
+
+pytestmark = pytest.mark.interop
+
+SCRIPT = Path(__file__).parent / "official_scripts" / "rest_calls.py"
+ROOM = {"id": "r1", "name": "lobby", "metadata": {"topic": "x"}, "annotations": {"a": "b"}, "enabled": False}
+PROJECT = {"id": "p1", "name": "Project", "project_key": "k"}
+BODIES: dict[str, bytes] = {
+    "text": b"something went wrong",
+    "json": b'{"error": {"code": "room_disabled", "message": "closed for repairs"}}',
+    "empty": b"",
+    "room": json.dumps(ROOM).encode(),
+    "project": json.dumps(PROJECT).encode(),
+    "invalid": b'{"id": 1}',
+    "settings": b'{"model": "gpt"}',
+}
+#: (status, body kind) of each case; the value the server answers is encoded in the path
+CASES = [(status, "text") for status in (400, 401, 403, 404, 409, 422, 429, 500, 503)] + [
+    (423, "json"),
+    (423, "text"),
+    (404, "empty"),
+    (200, "invalid"),
+]
+SUCCESSES = {"get_room": "room", "get_project": "project", "get_project_settings_document": "settings"}
+
+
+class Answers(BaseHTTPRequestHandler):
+    """Answers `…/<status>-<kind>` (the last path value of the call) with that status and body."""
+
+    def _answer(self) -> None:
+        segments = [unquote(s) for s in self.path.split("?")[0].split("/") if s]
+        key = next(s for s in reversed(segments) if "-" in s and s.split("-")[0].isdigit())
+        status, kind = key.split("-", 1)
+        body = BODIES[kind]
+        self.send_response(int(status))
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _answer
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def answering_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Answers)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+def calls() -> list[tuple[str, dict[str, str], int, str]]:
+    """(method, kwargs, status, body kind) for every case of every method."""
+    out = []
+    for status, kind in CASES + [(200, kind) for kind in SUCCESSES.values()]:
+        key = f"{status}-{kind}"
+        if kind in SUCCESSES.values() or kind == "invalid":
+            methods = [m for m, k in SUCCESSES.items() if k == kind] or ["get_room", "get_project"]
+        else:
+            methods = ["get_room", "get_project", "get_project_settings_document"]
+        for method in methods:
+            kwargs = {
+                "get_room": {"project_id": "p", "name": key},
+                "get_project": {"project_id": key},
+                "get_project_settings_document": {"project_id": key, "name": "room_roles"},
+            }[method]
+            out.append((method, kwargs, status, kind))
+    return out
+
+
+def ours(method: str, status: int, kind: str) -> dict[str, Any]:
+    try:
+        value = read_answer(ROUTES[method], status, BODIES[kind])
+    except RoomException as error:
+        raised = type(error).__name__
+        if isinstance(error, RestError) and type(error) is RestError:
+            raised = "RoomException"  # the official client raises its base class here
+        return {"raised": raised, "message": str(error), "status_code": error.status_code, "code": error.code}
+    dumped = msgspec.to_builtins(value) if isinstance(value, msgspec.Struct) else value
+    return {"returned": dumped}
+
+
+def test_statuses_and_bodies_are_read_as_the_official_client_reads_them(official_python: str, answering_server: str) -> None:
+    cases = calls()
+    payload = json.dumps([{"method": method, "kwargs": kwargs} for method, kwargs, _, _ in cases])
+    result = subprocess.run(
+        [official_python, str(SCRIPT), answering_server], input=payload, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    official = json.loads(result.stdout)
+    mismatches = []
+    for (method, _, status, kind), theirs in zip(cases, official):
+        mine = ours(method, status, kind)
+        if "message" in theirs and theirs["message"].startswith("Invalid "):
+            # pydantic and msgspec word a bad payload differently; the class and the prefix agree
+            theirs["message"] = theirs["message"].split(":", 1)[0]
+            mine["message"] = mine.get("message", "").split(":", 1)[0]
+        if mine != theirs:
+            mismatches.append((method, status, kind, theirs, mine))
+    assert not mismatches, "\n".join(map(repr, mismatches))
+    assert len(official) == len(cases) >= 30
