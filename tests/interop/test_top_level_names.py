@@ -40,8 +40,8 @@ NOT_YET: dict[str, str] = {
     **dict.fromkeys(
         [
             "CreateProjectRepositoryRequest", "CreateProjectRequest", "CreateRepositoryTokenRequest",
-            "FULL_OAUTH_SCOPE", "FULL_OAUTH_SCOPES", "Meshagent", "MeshagentConsistency", "ProjectInfo",
-            "ProjectRepository", "ProjectsPage", "RepositoryToken", "RoomDisabledError", "RoomStatus",
+            "FULL_OAUTH_SCOPE", "FULL_OAUTH_SCOPES",
+            "ProjectRepository", "ProjectsPage", "RepositoryToken",
             "UpdateProjectRepositoryRequest",
         ],
         REST,

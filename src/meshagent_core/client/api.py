@@ -13,6 +13,8 @@ from ..content import (
     TextContent,
 )
 from ..errors import ConnectionLost, ErrorCode, RoomException
+from ..rest import ConflictError, NotFoundError, PermissionDeniedError, RoomDisabledError, ServerError, ValidationErrorResponse
+from ..rest.models import ProjectInfo, RoomStatus
 from ..sync import ChildProperty, DocumentChange, Element, ElementType, MeshDocument, MeshSchema, TextNode, ValueProperty
 from ..tokens import (
     AdminGrant,
@@ -62,6 +64,7 @@ from .messaging_streams import (
     RoomMessage,
 )
 from .participants import Disconnected, LocalParticipant, Participant, Reconnected, RemoteParticipant, RoomClosed
+from .rest import Meshagent, MeshagentConsistency
 from .room import WebSocketClientProtocol, meshagent_base_url, resolve_protocol, websocket_room_url
 from .schemas import deploy_schema
 from .storage import LocalFileChanged, guess_mime_type
@@ -74,6 +77,7 @@ __all__ = [
     "ApiScope",
     "BinaryContent",
     "ChildProperty",
+    "ConflictError",
     "ConnectionLost",
     "ContainerRegistryGrant",
     "ContainersGrant",
@@ -104,23 +108,31 @@ __all__ = [
     "MemoryPermissions",
     "MeshDocument",
     "MeshSchema",
+    "Meshagent",
+    "MeshagentConsistency",
     "MessagingGrant",
     "MessagingStream",
     "MessagingStreamClientDisconnected",
     "MessagingStreamClosed",
+    "NotFoundError",
     "Participant",
     "ParticipantGrant",
     "ParticipantToken",
+    "PermissionDeniedError",
     "PresenceEvent",
+    "ProjectInfo",
     "QueuesGrant",
     "RawOutputsContent",
     "Reconnected",
     "RemoteParticipant",
     "RoomClosed",
+    "RoomDisabledError",
     "RoomException",
     "RoomLogEvent",
     "RoomMessage",
+    "RoomStatus",
     "SecretsGrant",
+    "ServerError",
     "ServicesGrant",
     "SqliteDatabaseGrant",
     "SqliteGrant",
@@ -140,6 +152,7 @@ __all__ = [
     "Toolkit",
     "ToolkitDescription",
     "TunnelsGrant",
+    "ValidationErrorResponse",
     "ValueProperty",
     "WebSocketClientProtocol",
     "deploy_schema",
