@@ -5,8 +5,6 @@ vectors: verb, path, query, body and headers), on Trio and on asyncio."""
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Iterator
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -17,6 +15,7 @@ from meshagent_core.client.rest import Meshagent
 from meshagent_core.errors import ConnectionLost
 from meshagent_core.rest import ROUTES, NotFoundError, RestError
 from meshagent_core.testing import vectors
+from httptest import QuietHandler, serve_http
 
 pytestmark = pytest.mark.anyio
 
@@ -38,7 +37,7 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-class Recorder(BaseHTTPRequestHandler):
+class Recorder(QuietHandler):
     seen: list[dict[str, Any]] = []
 
     def _record(self) -> None:
@@ -54,29 +53,15 @@ class Recorder(BaseHTTPRequestHandler):
                 "headers": {k.lower(): v for k, v in self.headers.items()},
             }
         )
-        answer = b'{"error": "recorded"}'
-        self.send_response(404)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
+        self.send_json(404, b'{"error": "recorded"}')
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _record
-
-    def log_message(self, *args: Any) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")
 def recorder() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
+    with serve_http(Recorder) as url:
+        yield url
 
 
 def official_arguments(name: str) -> dict[str, Any]:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import unquote
@@ -17,6 +15,7 @@ import pytest
 
 from meshagent_core.rest import ROUTES, RestError, read_answer
 from meshagent_core.errors import RoomException
+from httptest import QuietHandler, serve_http
 
 pytestmark = pytest.mark.interop
 
@@ -42,36 +41,22 @@ CASES = [(status, "text") for status in (400, 401, 403, 404, 409, 422, 429, 500,
 SUCCESSES = {"get_room": "room", "get_project": "project", "get_project_settings_document": "settings"}
 
 
-class Answers(BaseHTTPRequestHandler):
+class Answers(QuietHandler):
     """Answers `…/<status>-<kind>` (the last path value of the call) with that status and body."""
 
     def _answer(self) -> None:
         segments = [unquote(s) for s in self.path.split("?")[0].split("/") if s]
         key = next(s for s in reversed(segments) if "-" in s and s.split("-")[0].isdigit())
         status, kind = key.split("-", 1)
-        body = BODIES[kind]
-        self.send_response(int(status))
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self.send_json(int(status), BODIES[kind])
 
     do_GET = do_POST = do_PUT = do_DELETE = _answer
-
-    def log_message(self, *args: Any) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")
 def answering_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Answers)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
+    with serve_http(Answers) as url:
+        yield url
 
 
 def calls() -> list[tuple[str, dict[str, str], int, str]]:
