@@ -35,6 +35,7 @@ FLOORS: list[list[str]] = [
     ["dispatch"],
     ["rooms.connection"],
     ["http.*"],
+    ["rest.*"],
     ["app"],
     ["process", "__init__"],
 ]

@@ -25,6 +25,7 @@ from ..websocket import HandshakeRejected, accept_websocket
 from .auth import Refused, authorize
 from .config import DEFAULT_HOST, DEFAULT_PORT, Credentials, ServerConfig, load_credentials
 from .http import HttpFront, Request, respond
+from .rest import RestContext, serve_rest
 from .rooms.connection import serve_participant
 from .rooms.room import Room
 from .toolkits.storage import sweep_data_dir
@@ -42,6 +43,7 @@ class Server:
         self.rooms: dict[str, Room] = {}
         self.port: int | None = None
         self.http = HttpFront(config, self._route)
+        self.rest = RestContext(config)
 
     def room(self, name: str) -> Room:
         room = self.rooms.get(name)
@@ -60,8 +62,11 @@ class Server:
             return False
         if request.method == "GET" and request.path == "/":
             await respond(request.stream, request.connection, 200, "ok\n")
-        else:
-            await respond(request.stream, request.connection, 404, f"no route for {request.method} {request.path}\n")
+            return True
+        served = await serve_rest(request, self.rest)
+        if served is not None:
+            return served
+        await respond(request.stream, request.connection, 404, f"no route for {request.method} {request.path}\n")
         return True
 
     async def _join_room(self, request: Request, room_name: str) -> None:

@@ -82,6 +82,8 @@ class ServerConfig:
     request_head_timeout: float = 10.0
     #: Largest request head (request line and headers).
     max_request_head: int = 16 * 1024
+    #: Largest request body (REST calls); a larger one gets a 413.
+    max_request_body: int = 16 * 1024 * 1024
     #: Open connections (HTTP and WebSocket) served at once; beyond it new ones get a 503.
     #: None: derived at start from the descriptor limit (see `connection_limit`).
     max_connections: int | None = None

@@ -1,6 +1,5 @@
-"""The HTTP front of the local server: one port for readiness, room WebSockets and (to come)
-REST routes."""
+"""The HTTP front of the local server: one port for readiness, room WebSockets and REST routes."""
 
-from .front import HttpFront, Request, respond
+from .front import BodyTooLarge, HttpFront, Request, read_body, respond, respond_json
 
-__all__ = ["HttpFront", "Request", "respond"]
+__all__ = ["BodyTooLarge", "HttpFront", "Request", "read_body", "respond", "respond_json"]

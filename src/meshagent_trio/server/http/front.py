@@ -144,6 +144,45 @@ async def respond(stream: trio.SocketStream, connection: h11.Connection, status:
     )
 
 
+class BodyTooLarge(Exception):
+    """The request body is larger than allowed."""
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request's body, at most `limit` bytes (`BodyTooLarge` beyond; nothing more is read).
+    The caller bounds the time it takes."""
+    connection, parts, size = request.connection, [], 0
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(int(declared))
+    while True:
+        event = connection.next_event()
+        if event is h11.NEED_DATA:
+            data = await request.stream.receive_some(65536)
+            connection.receive_data(data)
+            if not data and connection.their_state is h11.SEND_BODY:
+                raise trio.BrokenResourceError("the connection closed in the middle of a request body")
+            continue
+        if isinstance(event, h11.Data):
+            size += len(event.data)
+            if size > limit:
+                raise BodyTooLarge(size)
+            parts.append(bytes(event.data))
+            continue
+        if isinstance(event, h11.EndOfMessage) or event is h11.PAUSED or isinstance(event, h11.ConnectionClosed):
+            return b"".join(parts)
+
+
+async def respond_json(
+    stream: trio.SocketStream, connection: h11.Connection, status: int, body: bytes, headers: list[tuple[str, str]] | None = None
+) -> None:
+    """A JSON response (`application/json`, as the official client requires to read a body)."""
+    fields = [("content-type", "application/json"), ("content-length", str(len(body))), *(headers or [])]
+    await stream.send_all(
+        connection.send(h11.Response(status_code=status, headers=fields)) + connection.send(h11.Data(data=body)) + connection.send(h11.EndOfMessage())
+    )
+
+
 async def _refuse_busy(stream: trio.SocketStream) -> None:
     body = b"the server is at its connection limit; try again later\n"
     head = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\nretry-after: 1\r\nconnection: close\r\n"
@@ -162,4 +201,4 @@ async def _finish_request(stream: trio.SocketStream, connection: h11.Connection)
             connection.receive_data(data)
 
 
-__all__ = ["HttpFront", "Request", "Route", "raise_descriptor_limit", "respond"]
+__all__ = ["BodyTooLarge", "HttpFront", "Request", "Route", "raise_descriptor_limit", "read_body", "respond", "respond_json"]
