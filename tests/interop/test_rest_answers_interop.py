@@ -114,12 +114,36 @@ def test_statuses_and_bodies_are_read_as_the_official_client_reads_them(official
 def test_the_official_client_against_our_rest_front(official_python: str, server_process) -> None:
     """What the local server serves so far works for the official client, and what it does not
     serve yet fails there with the method named."""
-    calls = [{"method": "get_config", "kwargs": {}}, {"method": "list_projects", "kwargs": {}}]
+    project = server_process.credentials.project_id
+    calls = [
+        {"method": "get_config", "kwargs": {}},
+        {"method": "create_room", "kwargs": {"project_id": project, "name": "official-room", "metadata": {"k": 1}}},
+        {"method": "create_room", "kwargs": {"project_id": project, "name": "official-room", "if_not_exists": True}},
+        {"method": "get_room", "kwargs": {"project_id": project, "name": "official-room"}},
+        {"method": "list_rooms", "kwargs": {"project_id": project}},
+        {"method": "connect_room", "kwargs": {"project_id": project, "room": "official-room"}},
+        {"method": "list_projects", "kwargs": {}},
+        {"method": "create_room", "kwargs": {"project_id": project, "name": "official-room"}},
+        {"method": "get_room", "kwargs": {"project_id": project, "name": "missing"}},
+        {"method": "list_service_accounts", "kwargs": {"project_id": project}},
+    ]
     result = subprocess.run(
-        [official_python, str(SCRIPT), server_process.api_url], input=json.dumps(calls), capture_output=True, text=True, timeout=120
+        [official_python, str(SCRIPT), server_process.api_url, server_process.api_key],
+        input=json.dumps(calls),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    config, projects = json.loads(result.stdout)
+    config, created, again, got, listed, connected, projects, duplicate, missing, unserved = json.loads(result.stdout)
     assert config["returned"]["domains"]["api"] == server_process.api_url and config["returned"]["version"]
-    assert projects["raised"] == "ServerError" and projects["message"].startswith("Status=501, body=")
-    assert "list_projects (GET /accounts/projects) is not implemented by the local server yet" in projects["message"]
+    assert created["returned"]["name"] == "official-room" and created["returned"]["metadata"] == {"k": 1}
+    assert again["returned"] == created["returned"] == got["returned"]
+    assert [room["name"] for room in listed["returned"]] == ["official-room"]
+    assert connected["returned"]["room_name"] == "official-room"
+    assert connected["returned"]["room_url"] == server_process.room_url("official-room")
+    assert [p["id"] for p in projects["returned"]["projects"]] == [project]
+    assert duplicate["raised"] == "ConflictError" and "already exists" in duplicate["message"]
+    assert missing == {"raised": "RoomException", "message": "room not found", "status_code": 400, "code": 1002}
+    assert unserved["raised"] == "ServerError" and unserved["message"].startswith("Status=501, body=")
+    assert "list_service_accounts (GET /accounts/projects/{project_id}/service-accounts) is not implemented" in unserved["message"]

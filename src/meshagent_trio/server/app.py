@@ -24,7 +24,8 @@ import trio
 from ..websocket import HandshakeRejected, accept_websocket
 from .auth import Refused, authorize
 from .config import DEFAULT_HOST, DEFAULT_PORT, Credentials, ServerConfig, load_credentials
-from .http import HttpFront, Request, respond
+from .http import HttpFront, Request, respond, respond_json
+from .control import ControlPlane
 from .rest import RestContext, serve_rest
 from .rooms.connection import serve_participant
 from .rooms.room import Room
@@ -43,7 +44,8 @@ class Server:
         self.rooms: dict[str, Room] = {}
         self.port: int | None = None
         self.http = HttpFront(config, self._route)
-        self.rest = RestContext(config)
+        self.control = ControlPlane(config)
+        self.rest = RestContext(config, self.control)
 
     def room(self, name: str) -> Room:
         room = self.rooms.get(name)
@@ -86,6 +88,10 @@ class Server:
             token = authorize(self.config, room_name, token_text)
         except Refused as refused:
             await respond(stream, connection, refused.status, refused.message + "\n")
+            return
+        if not await self.control.room_enabled(self.config.credentials.project_id, room_name):
+            body = b'{"error": {"code": "room_disabled", "message": "This room is currently disabled."}}'
+            await respond_json(stream, connection, 423, body, [("connection", "close")])
             return
         while (event := connection.next_event()) is not h11.PAUSED:
             if event is h11.NEED_DATA:

@@ -8,9 +8,18 @@ import sys
 from meshagent.api import Meshagent
 
 
-async def main(base_url: str, calls: list) -> None:
+def dump(value):
+    """JSON of a returned value: pydantic models (also inside lists) as their JSON form."""
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json", exclude_none=True)
+    if isinstance(value, list):
+        return [dump(item) for item in value]
+    return value
+
+
+async def main(base_url: str, token: str, calls: list) -> None:
     results = []
-    async with Meshagent(base_url=base_url, token="test-token") as client:
+    async with Meshagent(base_url=base_url, token=token) as client:
         for call in calls:
             try:
                 value = await getattr(client, call["method"])(**call["kwargs"])
@@ -24,9 +33,8 @@ async def main(base_url: str, calls: list) -> None:
                     }
                 )
             else:
-                dumped = value.model_dump(mode="json", exclude_none=True) if hasattr(value, "model_dump") else value
-                results.append({"returned": dumped})
+                results.append({"returned": dump(value)})
     print(json.dumps(results))
 
 
-asyncio.run(main(sys.argv[1], json.loads(sys.stdin.read())))
+asyncio.run(main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "test-token", json.loads(sys.stdin.read())))

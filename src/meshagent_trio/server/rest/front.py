@@ -1,9 +1,13 @@
 """Serving REST requests from the route table: match, read and check the body, call the
 route's handler, answer JSON. Errors are JSON too, `{"error": {"code", "message"}}`:
 
+- 401 no `Authorization: Bearer <API key>`, 403 a key this server does not trust;
 - 400 a request that does not fit its route (naming the field), 413 a body over
   `max_request_body`, 405 a known path with another verb (with `Allow`);
-- 501 a route the local server does not implement yet, naming the method.
+- 404 an unknown project or room, 409 a name that is taken, 423 a disabled room;
+- 501 a route (or an option of one) the local server does not implement yet, naming it.
+
+The server's API key acts as the local server's owner: it may act in every project.
 
 `GET /openapi.json` is the OpenAPI document of the whole table.
 """
@@ -11,54 +15,55 @@ route's handler, answer JSON. Errors are JSON too, `{"error": {"code", "message"
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qsl
 
 import msgspec
 import trio
 
-from meshagent_core.rest import ROUTES, RouteError
-from meshagent_core.rest.models import DeploymentConfig, DeploymentDomains
+from meshagent_core.rest import ROUTES, Route, RouteError
 from meshagent_core.rest.openapi import openapi_document
+from meshagent_core.tokens import parse_api_key
 
-from ..config import ServerConfig
 from ..http import BodyTooLarge, Request, read_body, respond_json
+from ..control import ControlError
+from .handlers import HANDLERS, NotImplementedHere, RestContext, server_version
 
 log = logging.getLogger("meshagent_trio.server.rest")
 
 
-def server_version() -> str:
-    try:
-        return version("meshagent-trio")
-    except PackageNotFoundError:  # running from a source tree that is not installed
-        return "0+unknown"
+#: Routes answered without a key: what a client needs before it has one.
+PUBLIC_ROUTES = frozenset({"get_config"})
 
 
-@dataclass
-class RestContext:
-    """What a REST handler works with."""
-
-    config: ServerConfig
-
-    @property
-    def api_url(self) -> str:
-        return f"http://{self.config.host}:{self.config.port}"
+class Unauthorized(ControlError):
+    status = 401
+    code = "unauthorized"
 
 
-Handler = Callable[[RestContext, dict[str, Any]], Awaitable[Any]]
-
-
-async def get_config(context: RestContext, arguments: dict[str, Any]) -> DeploymentConfig:
-    return DeploymentConfig(domains=DeploymentDomains(api=context.api_url), version=server_version())
-
-
-HANDLERS: dict[str, Handler] = {"get_config": get_config}
+class Forbidden(ControlError):
+    status = 403
+    code = "forbidden"
 
 
 def error_body(code: str, message: str) -> bytes:
     return msgspec.json.encode({"error": {"code": code, "message": message}})
+
+
+def authenticate(context: RestContext, route: Route, request: Request) -> None:
+    """Accept the server's own API key as the bearer (the official clients send the key as is)."""
+    if not route.auth or route.name in PUBLIC_ROUTES:
+        return
+    header = request.headers.get("authorization", "")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    if not token or token == "None":  # the official client sends `Bearer None` without a key
+        raise Unauthorized("this route needs Authorization: Bearer <API key>")
+    credentials = context.config.credentials
+    try:
+        key = parse_api_key(token)
+    except ValueError:
+        raise Forbidden("the bearer token is not an API key this server accepts (participant tokens are not accepted for REST yet)") from None
+    if key.id != credentials.key_id or key.secret != credentials.secret:
+        raise Forbidden("the API key is not known to this server")
 
 
 async def serve_rest(request: Request, context: RestContext) -> bool | None:
@@ -88,15 +93,21 @@ async def serve_rest(request: Request, context: RestContext) -> bool | None:
     except trio.TooSlowError:
         return False
     try:
-        arguments = route.parse(path_arguments, dict(parse_qsl(request.query, keep_blank_values=True)), body or None)
-    except RouteError as error:
-        await respond_json(stream, connection, 400, error_body("invalid_request", f"{route.name}: {error}"))
+        authenticate(context, route, request)
+        try:
+            arguments = route.parse(path_arguments, dict(parse_qsl(request.query, keep_blank_values=True)), body or None)
+        except RouteError as error:
+            raise ControlError(f"{route.name}: {error}") from None
+        handler = HANDLERS.get(route.name)
+        if handler is None:
+            raise _not_implemented(route)
+        result = await handler(context, arguments)
+    except ControlError as refused:
+        await respond_json(stream, connection, refused.status, error_body(refused.code, str(refused)))
         return True
-    handler = HANDLERS.get(route.name)
-    if handler is None:
-        message = f"{route.name} ({route.verb} {route.path}) is not implemented by the local server yet"
-        await respond_json(stream, connection, 501, error_body("not_implemented", message))
-        return True
-    result = await handler(context, arguments)
-    await respond_json(stream, connection, 200, msgspec.json.encode(result))
+    await respond_json(stream, connection, 200, msgspec.json.encode({} if result is None else result))
     return True
+
+
+def _not_implemented(route: Route) -> ControlError:
+    return NotImplementedHere(f"{route.name} ({route.verb} {route.path}) is not implemented by the local server yet")
