@@ -154,7 +154,8 @@ async def test_a_body_over_the_limit_is_refused(tmp_path, credentials, nursery) 
     config = ServerConfig(data_dir=tmp_path / "data", credentials=credentials, port=0, max_request_body=1024)
     small = Server(config)
     await nursery.start(small.serve)
-    async with httpx.AsyncClient(base_url=base(small)) as http:
+    headers = {"authorization": f"Bearer {credentials.api_key}"}
+    async with httpx.AsyncClient(base_url=base(small), headers=headers) as http:
         answer = await http.post("/accounts/projects", content=b'{"name": "' + b"x" * 4096 + b'"}')
         assert answer.status_code == 413 and "over 1024 bytes" in answer.json()["error"]["message"]
         # the server is fine afterwards
@@ -166,7 +167,8 @@ async def test_a_body_that_never_arrives_ends_only_its_connection(tmp_path, cred
     slow = Server(config)
     await nursery.start(slow.serve)
     stream = await trio.open_tcp_stream("127.0.0.1", slow.port)
-    await stream.send_all(b"POST /accounts/projects HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{")
+    head = f"POST /accounts/projects HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {credentials.api_key}\r\ncontent-length: 100\r\n\r\n"
+    await stream.send_all(head.encode() + b"{")
     with trio.fail_after(10):
         assert await stream.receive_some(1024) == b""  # closed once the body did not come in time
     async with httpx.AsyncClient(base_url=base(slow)) as http:
@@ -183,3 +185,40 @@ async def test_the_openapi_document_covers_the_route_table(server: Server) -> No
     assert schema["$ref"].endswith("/CreateRoomBody")
     assert set(document["components"]["schemas"]["CreateRoomBody"]["properties"]) == {"name", "if_not_exists", "metadata", "annotations", "permissions"}
     msgspec.json.encode(document)  # plain JSON
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", "..", "-lead", "x" * 129, "sp ace", ""])
+async def test_room_names_that_could_escape_or_not_be_joined_are_refused(server: Server, credentials: Credentials, name: str) -> None:
+    async with api(server, credentials) as client:
+        with pytest.raises(ValidationErrorResponse, match="invalid room name|name must be a non-empty string|Expected"):
+            await client.create_room(project_id=credentials.project_id, name=name)
+        room = await client.create_room(project_id=credentials.project_id, name="fine", if_not_exists=True)
+        with pytest.raises(ValidationErrorResponse, match="invalid room name"):
+            await client.update_room(project_id=credentials.project_id, room_id=room.id, name=name or "..")
+        assert [r.name for r in await client.list_rooms(project_id=credentials.project_id)] == ["fine"]
+    assert not (server.config.data_dir / "escape").exists()
+
+
+async def test_a_stranger_is_refused_before_its_body_is_read(tmp_path, credentials, nursery) -> None:
+    config = ServerConfig(data_dir=tmp_path / "data", credentials=credentials, port=0, max_request_body=1024)
+    small = Server(config)
+    await nursery.start(small.serve)
+    async with httpx.AsyncClient(base_url=base(small)) as http:
+        answer = await http.post("/accounts/projects", content=b"x" * 4096)
+    assert answer.status_code == 401  # not 413: nothing of the body was looked at
+
+
+async def test_a_failing_handler_answers_500_without_internals(server: Server, credentials: Credentials, monkeypatch) -> None:
+    from meshagent_trio.server.rest import handlers
+
+    async def broken(context, arguments):
+        open(server.config.data_dir / "no" / "such" / "file")
+
+    monkeypatch.setitem(handlers.HANDLERS, "list_projects", broken)
+    async with api(server, credentials) as client:
+        with pytest.raises(RestError) as info:
+            await client.list_projects()
+        assert info.value.http_status == 500
+        assert "list_projects failed: No such file or directory" in info.value.body
+        assert str(server.config.data_dir) not in info.value.body
+        assert (await client.get_project(project_id=credentials.project_id)).id == credentials.project_id

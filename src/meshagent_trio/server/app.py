@@ -14,7 +14,6 @@ toolkits (`hosting`, `toolkits/*`), what a toolkit sees (`toolkit`, `hooks`, `ro
 from __future__ import annotations
 
 import logging
-import re
 import signal
 from urllib.parse import parse_qs
 
@@ -25,7 +24,7 @@ from ..websocket import HandshakeRejected, accept_websocket
 from .auth import Refused, authorize
 from .config import DEFAULT_HOST, DEFAULT_PORT, Credentials, ServerConfig, load_credentials
 from .http import HttpFront, Request, respond, respond_json
-from .control import ControlPlane
+from .control import ControlPlane, is_valid_room_name
 from .rest import RestContext, serve_rest
 from .rooms.connection import serve_participant
 from .rooms.room import Room
@@ -33,7 +32,6 @@ from .toolkits.storage import sweep_data_dir
 
 log = logging.getLogger("meshagent_trio.server")
 
-_ROOM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 class Server:
@@ -76,7 +74,7 @@ class Server:
         if headers.get("upgrade", "").lower() != "websocket":
             await respond(stream, connection, 426, "this path takes a WebSocket upgrade\n")
             return
-        if not _ROOM_NAME.match(room_name) or ".." in room_name:
+        if not is_valid_room_name(room_name):
             await respond(stream, connection, 404, f"invalid room name {room_name!r}\n")
             return
         authorization = headers.get("authorization", "")

@@ -7,6 +7,7 @@ project (the one its API key belongs to) exists from the first start.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import uuid
 from datetime import datetime, timezone
@@ -43,6 +44,15 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )""",
     ),
 ]
+
+
+_ROOM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+def is_valid_room_name(name: str) -> bool:
+    """The room names this server serves: a letter or digit, then up to 127 letters, digits,
+    `_`, `.` or `-`, never `..` (a room name is a folder of the data directory)."""
+    return bool(_ROOM_NAME.match(name)) and ".." not in name
 
 
 class ControlError(Exception):
@@ -124,6 +134,8 @@ class ControlPlane:
     async def create_room(
         self, project_id: str, name: str, *, if_not_exists: bool, metadata: dict[str, Any] | None, annotations: dict[str, str] | None
     ) -> Room:
+        _check_room_name(name)
+
         def work(db: sqlite3.Connection) -> Room:
             _require_project(db, project_id)
             row = db.execute("SELECT id, name, metadata, annotations, enabled FROM rooms WHERE project_id = ? AND name = ?", (project_id, name)).fetchone()
@@ -173,6 +185,8 @@ class ControlPlane:
     async def update_room(
         self, project_id: str, room_id: str, *, name: str, metadata: Any = msgspec.UNSET, annotations: Any = msgspec.UNSET, enabled: Any = msgspec.UNSET
     ) -> None:
+        _check_room_name(name)
+
         def work(db: sqlite3.Connection) -> None:
             if db.execute("SELECT 1 FROM rooms WHERE project_id = ? AND id = ?", (project_id, room_id)).fetchone() is None:
                 raise NotFound(f"room id {room_id!r} does not exist")
@@ -197,9 +211,14 @@ class ControlPlane:
         await self.run(work)
 
 
+def _check_room_name(name: str) -> None:
+    if not is_valid_room_name(name):
+        raise ControlError(f"invalid room name {name!r}: a letter or digit, then up to 127 letters, digits, '_', '.' or '-'")
+
+
 def _require_project(db: sqlite3.Connection, project_id: str) -> None:
     if db.execute("SELECT 1 FROM projects WHERE id = ?", (project_id,)).fetchone() is None:
         raise NotFound(f"project {project_id!r} does not exist")
 
 
-__all__ = ["Conflict", "ControlError", "ControlPlane", "FILE_NAME", "MIGRATIONS", "NotFound"]
+__all__ = ["Conflict", "ControlError", "ControlPlane", "FILE_NAME", "MIGRATIONS", "NotFound", "is_valid_room_name"]

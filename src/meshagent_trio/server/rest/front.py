@@ -84,6 +84,11 @@ async def serve_rest(request: Request, context: RestContext) -> bool | None:
         return True
     route, path_arguments = matched
     try:
+        authenticate(context, route, request)  # before reading a body a stranger sends
+    except ControlError as refused:
+        await respond_json(stream, connection, refused.status, error_body(refused.code, str(refused)))
+        return True
+    try:
         with trio.fail_after(context.config.request_head_timeout):
             body = await read_body(request, context.config.max_request_body)
     except BodyTooLarge:
@@ -93,7 +98,6 @@ async def serve_rest(request: Request, context: RestContext) -> bool | None:
     except trio.TooSlowError:
         return False
     try:
-        authenticate(context, route, request)
         try:
             arguments = route.parse(path_arguments, dict(parse_qsl(request.query, keep_blank_values=True)), body or None)
         except RouteError as error:
@@ -104,6 +108,11 @@ async def serve_rest(request: Request, context: RestContext) -> bool | None:
         result = await handler(context, arguments)
     except ControlError as refused:
         await respond_json(stream, connection, refused.status, error_body(refused.code, str(refused)))
+        return True
+    except Exception as error:  # a bug in a handler: this call fails, the server goes on
+        log.exception("REST %s failed", route.name)
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else f"internal error ({type(error).__name__})"
+        await respond_json(stream, connection, 500, error_body("internal", f"{route.name} failed: {reason}"))
         return True
     await respond_json(stream, connection, 200, msgspec.json.encode({} if result is None else result))
     return True
