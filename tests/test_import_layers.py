@@ -31,7 +31,7 @@ ADAPTERS = ("meshagent_trio", "meshagent_anyio")
 FLOORS: list[list[str]] = [
     ["config"],
     ["auth", "sqlite_store", "hooks", "rooms.participant", "rooms.room", "rooms", "toolkit"],
-    ["control"],
+    ["control.*"],
     ["toolkits.*", "hosting"],
     ["dispatch"],
     ["rooms.connection"],

@@ -211,7 +211,7 @@ async def test_a_stranger_is_refused_before_its_body_is_read(tmp_path, credentia
 async def test_a_failing_handler_answers_500_without_internals(server: Server, credentials: Credentials, monkeypatch) -> None:
     from meshagent_trio.server.rest import handlers
 
-    async def broken(context, arguments):
+    async def broken(context, arguments, caller):
         open(server.config.data_dir / "no" / "such" / "file")
 
     monkeypatch.setitem(handlers.HANDLERS, "list_projects", broken)

@@ -29,6 +29,10 @@ from ..errors import ConnectionLost
 from ..rest import ROUTES, Route, read_answer
 from ..rest.accounts import SETTINGS_DOCUMENTS
 from ..rest.models import Room
+from .rest_access import AccessMethods
+from .rest_agents import AgentMethods
+from .rest_sessions import SessionMethods
+from .rest_storage import StorageMethods
 from .room import meshagent_base_url
 
 MeshagentConsistency = Literal["fast", "high"]
@@ -43,7 +47,7 @@ def normalize_consistency(value: str) -> MeshagentConsistency:
     return normalized  # type: ignore[return-value]
 
 
-class Meshagent:
+class Meshagent(AccessMethods, AgentMethods, SessionMethods, StorageMethods):
     """The MeshAgent REST API (see the module docstring)."""
 
     def __init__(

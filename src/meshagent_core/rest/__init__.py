@@ -5,7 +5,7 @@ Covered so far: the deployment config, projects, members, profiles and settings 
 rooms and volumes, service accounts, API keys and participant tokens.
 """
 
-from . import accounts, keys, rooms
+from . import access, accounts, agents, keys, rooms, sessions, storage
 from .answers import (
     ConflictError,
     NotFoundError,
@@ -19,7 +19,7 @@ from .answers import (
 )
 from .routes import RestRequest, Route, RouteError, RouteTable, encode_query
 
-ROUTES = RouteTable([*accounts.ROUTES, *rooms.ROUTES, *keys.ROUTES])
+ROUTES = RouteTable([*accounts.ROUTES, *rooms.ROUTES, *keys.ROUTES, *access.ROUTES, *agents.ROUTES, *sessions.ROUTES, *storage.ROUTES])
 
 __all__ = [
     "ROUTES",

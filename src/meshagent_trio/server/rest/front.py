@@ -25,8 +25,9 @@ from meshagent_core.rest.openapi import openapi_document
 from meshagent_core.tokens import parse_api_key
 
 from ..http import BodyTooLarge, Request, read_body, respond_json
-from ..control import ControlError
-from .handlers import HANDLERS, NotImplementedHere, RestContext, server_version
+from ..control import ControlError, Forbidden
+from .context import ANONYMOUS, OWNER, Caller, NotImplementedHere, RestContext, server_version
+from .handlers import HANDLERS
 
 log = logging.getLogger("meshagent_trio.server.rest")
 
@@ -40,19 +41,15 @@ class Unauthorized(ControlError):
     code = "unauthorized"
 
 
-class Forbidden(ControlError):
-    status = 403
-    code = "forbidden"
-
-
 def error_body(code: str, message: str) -> bytes:
     return msgspec.json.encode({"error": {"code": code, "message": message}})
 
 
-def authenticate(context: RestContext, route: Route, request: Request) -> None:
-    """Accept the server's own API key as the bearer (the official clients send the key as is)."""
+def authenticate(context: RestContext, route: Route, request: Request) -> Caller:
+    """Who is calling: the server's own API key as the bearer (the official clients send the key
+    as is) is the owner."""
     if not route.auth or route.name in PUBLIC_ROUTES:
-        return
+        return ANONYMOUS
     header = request.headers.get("authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else ""
     if not token or token == "None":  # the official client sends `Bearer None` without a key
@@ -64,6 +61,14 @@ def authenticate(context: RestContext, route: Route, request: Request) -> None:
         raise Forbidden("the bearer token is not an API key this server accepts (participant tokens are not accepted for REST yet)") from None
     if key.id != credentials.key_id or key.secret != credentials.secret:
         raise Forbidden("the API key is not known to this server")
+    return OWNER
+
+
+def check_project(caller: Caller, arguments: dict[str, object]) -> None:
+    """A caller bound to a project acts in that project only."""
+    project_id = arguments.get("project_id")
+    if caller.project_id is not None and project_id is not None and project_id != caller.project_id:
+        raise Forbidden(f"the credentials belong to another project than {project_id!r}")
 
 
 async def serve_rest(request: Request, context: RestContext) -> bool | None:
@@ -84,7 +89,7 @@ async def serve_rest(request: Request, context: RestContext) -> bool | None:
         return True
     route, path_arguments = matched
     try:
-        authenticate(context, route, request)  # before reading a body a stranger sends
+        caller = authenticate(context, route, request)  # before reading a body a stranger sends
     except ControlError as refused:
         await respond_json(stream, connection, refused.status, error_body(refused.code, str(refused)))
         return True
@@ -102,10 +107,11 @@ async def serve_rest(request: Request, context: RestContext) -> bool | None:
             arguments = route.parse(path_arguments, dict(parse_qsl(request.query, keep_blank_values=True)), body or None)
         except RouteError as error:
             raise ControlError(f"{route.name}: {error}") from None
+        check_project(caller, arguments)
         handler = HANDLERS.get(route.name)
         if handler is None:
             raise _not_implemented(route)
-        result = await handler(context, arguments)
+        result = await handler(context, arguments, caller)
     except ControlError as refused:
         await respond_json(stream, connection, refused.status, error_body(refused.code, str(refused)))
         return True

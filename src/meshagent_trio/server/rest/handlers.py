@@ -1,124 +1,18 @@
-"""What the local server does for each REST route it implements (`HANDLERS`, by route name).
-
-A handler takes the context, the route's keyword arguments and the caller, and returns the
-answer (a model, JSON, or None for `{}`); refusals are `ControlError`s (404, 409, …).
-"""
+"""Every REST handler of the local server, by route name (`HANDLERS`). A handler takes the
+context, the route's keyword arguments and the caller, and returns the answer (a model, JSON,
+or None for `{}`); refusals are `ControlError`s (404, 409, …). Routes without a handler answer
+501 naming the method."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Awaitable, Callable
+from . import access, accounts, agents, keys, projects, rooms, sessions, storage
+from .context import Handler
 
-from meshagent_core.rest.models import DeploymentConfig, DeploymentDomains, ProjectList, RoomConnectionInfo, RoomsPage
-from meshagent_core.tokens import ApiScope, ParticipantToken
+HANDLERS: dict[str, Handler] = {}
+for _group in (projects, rooms, accounts, keys, access, agents, sessions, storage):
+    for _name, _handler in _group.HANDLERS.items():
+        if _name in HANDLERS:
+            raise RuntimeError(f"two handlers for the REST route {_name!r}")
+        HANDLERS[_name] = _handler
 
-from ..config import ServerConfig
-from ..control import ControlError, ControlPlane
-
-
-class RoomDisabled(ControlError):
-    status = 423
-    code = "room_disabled"
-
-
-class NotImplementedHere(ControlError):
-    status = 501
-    code = "not_implemented"
-
-
-def server_version() -> str:
-    try:
-        return version("meshagent-trio")
-    except PackageNotFoundError:  # running from a source tree that is not installed
-        return "0+unknown"
-
-
-@dataclass
-class RestContext:
-    """What a REST handler works with."""
-
-    config: ServerConfig
-    control: ControlPlane
-
-    @property
-    def api_url(self) -> str:
-        return f"http://{self.config.host}:{self.config.port}"
-
-
-Handler = Callable[[RestContext, dict[str, Any]], Awaitable[Any]]
-
-
-async def get_config(context: RestContext, a: dict[str, Any]) -> DeploymentConfig:
-    return DeploymentConfig(domains=DeploymentDomains(api=context.api_url), version=server_version())
-
-
-async def create_project(context: RestContext, a: dict[str, Any]) -> Any:
-    return await context.control.create_project(a["name"])
-
-
-async def list_projects(context: RestContext, a: dict[str, Any]) -> Any:
-    return ProjectList(projects=await context.control.list_projects())
-
-
-async def get_project(context: RestContext, a: dict[str, Any]) -> Any:
-    return await context.control.get_project(a["project_id"])
-
-
-async def create_room(context: RestContext, a: dict[str, Any]) -> Any:
-    if a.get("permissions"):
-        raise NotImplementedHere("create_room: per-user permissions are not implemented by the local server yet")
-    return await context.control.create_room(
-        a["project_id"], a["name"], if_not_exists=a["if_not_exists"], metadata=a["metadata"], annotations=a["annotations"]
-    )
-
-
-async def get_room(context: RestContext, a: dict[str, Any]) -> Any:
-    return await context.control.get_room(a["project_id"], a["name"])
-
-
-async def list_rooms_page(context: RestContext, a: dict[str, Any]) -> Any:
-    if a.get("filter") or a.get("view"):
-        raise NotImplementedHere("list_rooms: filter and view are not implemented by the local server yet")
-    page_size = max(1, min(int(a["page_size"]), 1000))
-    rooms, total, token = await context.control.list_rooms(a["project_id"], page_size=page_size, after=a.get("continuation_token"))
-    return RoomsPage(rooms=rooms, total=total, continuation_token=token)
-
-
-async def update_room(context: RestContext, a: dict[str, Any]) -> None:
-    fields = {key: a[key] for key in ("metadata", "annotations", "enabled") if key in a}
-    await context.control.update_room(a["project_id"], a["room_id"], name=a["name"], **fields)
-
-
-async def delete_room(context: RestContext, a: dict[str, Any]) -> None:
-    await context.control.delete_room(a["project_id"], a["room_id"])
-
-
-async def connect_room(context: RestContext, a: dict[str, Any]) -> RoomConnectionInfo:
-    credentials = context.config.credentials
-    project_id, room = a["project_id"], a["room"]
-    if project_id != credentials.project_id:
-        raise NotImplementedHere("connect_room: rooms of projects other than the server's own are not served yet")
-    if not await context.control.room_enabled(project_id, room):
-        raise RoomDisabled("This room is currently disabled.")
-    token = ParticipantToken(name=a.get("email") or "owner", project_id=credentials.project_id, api_key_id=credentials.key_id)
-    token.add_role_grant("user")
-    token.add_room_grant(room)
-    token.add_api_grant(ApiScope.agent_default())
-    return RoomConnectionInfo(
-        jwt=token.to_jwt(token=credentials.secret), room_name=room, project_id=project_id, room_url=context.config.room_url(room)
-    )
-
-
-HANDLERS: dict[str, Handler] = {
-    "get_config": get_config,
-    "create_project": create_project,
-    "list_projects": list_projects,
-    "get_project": get_project,
-    "create_room": create_room,
-    "get_room": get_room,
-    "list_rooms_page": list_rooms_page,
-    "update_room": update_room,
-    "delete_room": delete_room,
-    "connect_room": connect_room,
-}
+__all__ = ["HANDLERS"]

@@ -1,5 +1,10 @@
-"""The control plane's database: projects and rooms made through REST, in one SQLite file in
-the data directory (`control.db`), its schema versioned by `PRAGMA user_version`.
+"""The control plane's database: what REST makes (projects, rooms, keys, grants, sessions, …),
+in one SQLite file in the data directory (`control.db`).
+
+The schema is versioned from the first release on. The core tables (projects, rooms) by
+`PRAGMA user_version` (`MIGRATIONS`); each component store (`keys`, `access`, …) by its own row
+of `schema_versions`, with its own append-only list of migrations, applied in the order of
+`COMPONENTS` (a component may refer to the tables of the core and of the components before it).
 
 Each mutation is one transaction (`SqliteStore.run`): nothing is half-written. The server's own
 project (the one its API key belongs to) exists from the first start.
@@ -7,18 +12,22 @@ project (the one its API key belongs to) exists from the first start.
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import uuid
-from datetime import datetime, timezone
 from typing import Any
 
 import msgspec
 
 from meshagent_core.rest.models import ProjectInfo, Room
 
-from .config import ServerConfig
-from .sqlite_store import SqliteStore
+from ..config import ServerConfig
+from ..sqlite_store import SqliteStore
+from .accounts import AccountStore
+from .access import AccessStore
+from .agents import AgentStore
+from .common import Conflict, NotFound, check_room_name, now_iso, require_project
+from .keys import KeyStore
+from .sessions import SessionStore
 
 FILE_NAME = "control.db"
 DEFAULT_PROJECT_NAME = "local"
@@ -43,37 +52,12 @@ MIGRATIONS: list[tuple[str, ...]] = [
             UNIQUE (project_id, name)
         )""",
     ),
+    ("CREATE TABLE schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)",),
 ]
 
-
-_ROOM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-
-
-def is_valid_room_name(name: str) -> bool:
-    """The room names this server serves: a letter or digit, then up to 127 letters, digits,
-    `_`, `.` or `-`, never `..` (a room name is a folder of the data directory)."""
-    return bool(_ROOM_NAME.match(name)) and ".." not in name
-
-
-class ControlError(Exception):
-    """A request the control plane refuses; `status` is its HTTP status."""
-
-    status = 400
-    code = "invalid_request"
-
-
-class NotFound(ControlError):
-    status = 404
-    code = "not_found"
-
-
-class Conflict(ControlError):
-    status = 409
-    code = "conflict"
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
+#: The component stores' migrations, by component, in the order they are applied. Each list is
+#: append-only, like `MIGRATIONS`. Filled in by `control/__init__.py` from the component modules.
+COMPONENTS: dict[str, list[tuple[str, ...]]] = {}
 
 
 def _room(row: sqlite3.Row | tuple[Any, ...]) -> Room:
@@ -86,6 +70,11 @@ class ControlPlane:
         self.config = config
         self.store = SqliteStore(config.data_dir / FILE_NAME)
         self._ready = False
+        self.keys = KeyStore(self)
+        self.accounts = AccountStore(self)
+        self.access = AccessStore(self)
+        self.agents = AgentStore(self)
+        self.sessions = SessionStore(self)
 
     async def run(self, work: Any) -> Any:
         if not self._ready:
@@ -102,16 +91,25 @@ class ControlPlane:
             for statement in statements:
                 db.execute(statement)
         db.execute(f"PRAGMA user_version={len(MIGRATIONS)}")
+        for component, migrations in COMPONENTS.items():
+            row = db.execute("SELECT version FROM schema_versions WHERE component = ?", (component,)).fetchone()
+            applied = 0 if row is None else row[0]
+            if applied > len(migrations):
+                raise RuntimeError(f"{FILE_NAME}: {component} has schema version {applied}, newer than this server ({len(migrations)})")
+            for statements in migrations[applied:]:
+                for statement in statements:
+                    db.execute(statement)
+            db.execute("INSERT OR REPLACE INTO schema_versions (component, version) VALUES (?, ?)", (component, len(migrations)))
         own = self.config.credentials.project_id
         db.execute(
             "INSERT OR IGNORE INTO projects (id, name, project_key, created_at) VALUES (?, ?, NULL, ?)",
-            (own, DEFAULT_PROJECT_NAME, _now()),
+            (own, DEFAULT_PROJECT_NAME, now_iso()),
         )
 
     # --- projects ---------------------------------------------------------------------------
 
     async def create_project(self, name: str) -> ProjectInfo:
-        project = ProjectInfo(id=str(uuid.uuid4()), name=name, created_at=_now())
+        project = ProjectInfo(id=str(uuid.uuid4()), name=name, created_at=now_iso())
 
         def work(db: sqlite3.Connection) -> None:
             db.execute("INSERT INTO projects (id, name, created_at) VALUES (?, ?, ?)", (project.id, name, project.created_at))
@@ -134,10 +132,10 @@ class ControlPlane:
     async def create_room(
         self, project_id: str, name: str, *, if_not_exists: bool, metadata: dict[str, Any] | None, annotations: dict[str, str] | None
     ) -> Room:
-        _check_room_name(name)
+        check_room_name(name)
 
         def work(db: sqlite3.Connection) -> Room:
-            _require_project(db, project_id)
+            require_project(db, project_id)
             row = db.execute("SELECT id, name, metadata, annotations, enabled FROM rooms WHERE project_id = ? AND name = ?", (project_id, name)).fetchone()
             if row is not None:
                 if if_not_exists:
@@ -146,7 +144,7 @@ class ControlPlane:
             room = Room(id=str(uuid.uuid4()), name=name, metadata=metadata or {}, annotations=annotations or {})
             db.execute(
                 "INSERT INTO rooms (id, project_id, name, metadata, annotations, enabled, created_at) VALUES (?, ?, ?, ?, ?, 1, ?)",
-                (room.id, project_id, name, msgspec.json.encode(room.metadata).decode(), msgspec.json.encode(room.annotations).decode(), _now()),
+                (room.id, project_id, name, msgspec.json.encode(room.metadata).decode(), msgspec.json.encode(room.annotations).decode(), now_iso()),
             )
             return room
 
@@ -171,7 +169,7 @@ class ControlPlane:
         """One page, by name, after the name `after`; (rooms, total, next token or None)."""
 
         def work(db: sqlite3.Connection) -> tuple[list[Room], int, str | None]:
-            _require_project(db, project_id)
+            require_project(db, project_id)
             total = db.execute("SELECT count(*) FROM rooms WHERE project_id = ?", (project_id,)).fetchone()[0]
             rows = db.execute(
                 "SELECT id, name, metadata, annotations, enabled FROM rooms WHERE project_id = ? AND name > ? ORDER BY name LIMIT ?",
@@ -185,7 +183,7 @@ class ControlPlane:
     async def update_room(
         self, project_id: str, room_id: str, *, name: str, metadata: Any = msgspec.UNSET, annotations: Any = msgspec.UNSET, enabled: Any = msgspec.UNSET
     ) -> None:
-        _check_room_name(name)
+        check_room_name(name)
 
         def work(db: sqlite3.Connection) -> None:
             if db.execute("SELECT 1 FROM rooms WHERE project_id = ? AND id = ?", (project_id, room_id)).fetchone() is None:
@@ -211,14 +209,4 @@ class ControlPlane:
         await self.run(work)
 
 
-def _check_room_name(name: str) -> None:
-    if not is_valid_room_name(name):
-        raise ControlError(f"invalid room name {name!r}: a letter or digit, then up to 127 letters, digits, '_', '.' or '-'")
-
-
-def _require_project(db: sqlite3.Connection, project_id: str) -> None:
-    if db.execute("SELECT 1 FROM projects WHERE id = ?", (project_id,)).fetchone() is None:
-        raise NotFound(f"project {project_id!r} does not exist")
-
-
-__all__ = ["Conflict", "ControlError", "ControlPlane", "FILE_NAME", "MIGRATIONS", "NotFound", "is_valid_room_name"]
+__all__ = ["COMPONENTS", "ControlPlane", "FILE_NAME", "MIGRATIONS"]

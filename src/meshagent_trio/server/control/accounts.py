@@ -1,0 +1,17 @@
+"""Users, project members, profiles and settings documents (REST_API §3)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+
+if TYPE_CHECKING:
+    from .plane import ControlPlane
+
+#: Append-only: MIGRATIONS[n] takes this component from schema version n to n + 1.
+MIGRATIONS: list[tuple[str, ...]] = []
+
+
+class AccountStore:
+    def __init__(self, plane: "ControlPlane") -> None:
+        self.plane = plane

@@ -1,0 +1,17 @@
+"""Service accounts and their API keys, per project (REST_API §14)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+
+if TYPE_CHECKING:
+    from .plane import ControlPlane
+
+#: Append-only: MIGRATIONS[n] takes this component from schema version n to n + 1.
+MIGRATIONS: list[tuple[str, ...]] = []
+
+
+class KeyStore:
+    def __init__(self, plane: "ControlPlane") -> None:
+        self.plane = plane

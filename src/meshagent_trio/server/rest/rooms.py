@@ -1,0 +1,65 @@
+"""REST handlers of rooms and `connect_room` (REST_API §4)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from meshagent_core.rest.models import RoomConnectionInfo, RoomsPage
+from meshagent_core.tokens import ApiScope, ParticipantToken
+
+from .context import Caller, Handler, NotImplementedHere, RestContext, RoomDisabled
+
+
+async def create_room(context: RestContext, a: dict[str, Any], caller: Caller) -> Any:
+    if a.get("permissions"):
+        raise NotImplementedHere("create_room: per-user permissions are not implemented by the local server yet")
+    return await context.control.create_room(
+        a["project_id"], a["name"], if_not_exists=a["if_not_exists"], metadata=a["metadata"], annotations=a["annotations"]
+    )
+
+
+async def get_room(context: RestContext, a: dict[str, Any], caller: Caller) -> Any:
+    return await context.control.get_room(a["project_id"], a["name"])
+
+
+async def list_rooms_page(context: RestContext, a: dict[str, Any], caller: Caller) -> Any:
+    if a.get("filter") or a.get("view"):
+        raise NotImplementedHere("list_rooms: filter and view are not implemented by the local server yet")
+    page_size = max(1, min(int(a["page_size"]), 1000))
+    rooms, total, token = await context.control.list_rooms(a["project_id"], page_size=page_size, after=a.get("continuation_token"))
+    return RoomsPage(rooms=rooms, total=total, continuation_token=token)
+
+
+async def update_room(context: RestContext, a: dict[str, Any], caller: Caller) -> None:
+    fields = {key: a[key] for key in ("metadata", "annotations", "enabled") if key in a}
+    await context.control.update_room(a["project_id"], a["room_id"], name=a["name"], **fields)
+
+
+async def delete_room(context: RestContext, a: dict[str, Any], caller: Caller) -> None:
+    await context.control.delete_room(a["project_id"], a["room_id"])
+
+
+async def connect_room(context: RestContext, a: dict[str, Any], caller: Caller) -> RoomConnectionInfo:
+    credentials = context.config.credentials
+    project_id, room = a["project_id"], a["room"]
+    if project_id != credentials.project_id:
+        raise NotImplementedHere("connect_room: rooms of projects other than the server's own are not served yet")
+    if not await context.control.room_enabled(project_id, room):
+        raise RoomDisabled("This room is currently disabled.")
+    token = ParticipantToken(name=a.get("email") or "owner", project_id=credentials.project_id, api_key_id=credentials.key_id)
+    token.add_role_grant("user")
+    token.add_room_grant(room)
+    token.add_api_grant(ApiScope.agent_default())
+    return RoomConnectionInfo(
+        jwt=token.to_jwt(token=credentials.secret), room_name=room, project_id=project_id, room_url=context.config.room_url(room)
+    )
+
+
+HANDLERS: dict[str, Handler] = {
+    "create_room": create_room,
+    "get_room": get_room,
+    "list_rooms_page": list_rooms_page,
+    "update_room": update_room,
+    "delete_room": delete_room,
+    "connect_room": connect_room,
+}
