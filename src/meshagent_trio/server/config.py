@@ -106,6 +106,17 @@ class ServerConfig:
     #: disconnected (close 1008: it could not keep up).
     slow_reader_timeout: float = 10.0
 
+    def room_data_dir(self, project_id: str, room: str) -> Path:
+        """Where a room keeps its data: `rooms/<room>` for the server's own project (as before
+        projects existed), `projects/<project_id>/rooms/<room>` for the others."""
+        if project_id == self.credentials.project_id:
+            return self.data_dir / "rooms" / room
+        return self.data_dir / "projects" / project_id / "rooms" / room
+
+    def project_storage_dir(self, project_id: str) -> Path:
+        """The project storage of REST `upload`/`download` (not a room's storage)."""
+        return self.data_dir / "projects" / project_id / "storage"
+
     def room_url(self, room: str) -> str:
         base = self.public_url or f"ws://{self.host}:{self.port}"
         return f"{base.rstrip('/')}/rooms/{room}"

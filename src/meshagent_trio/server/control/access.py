@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from meshagent_core.tokens import ApiScope
+
 
 if TYPE_CHECKING:
     from .plane import ControlPlane
@@ -15,3 +17,8 @@ MIGRATIONS: list[tuple[str, ...]] = []
 class AccessStore:
     def __init__(self, plane: "ControlPlane") -> None:
         self.plane = plane
+
+    async def room_scope(self, project_id: str, room_name: str, user_id: str) -> ApiScope:
+        """The `ApiScope` a participant token minted by `connect_room` for `user_id` carries in
+        this room: what the user's grants give."""
+        return ApiScope.agent_default()  # until grants are stored (issue 12)

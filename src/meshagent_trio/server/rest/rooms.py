@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from meshagent_core.rest.models import RoomConnectionInfo, RoomsPage
-from meshagent_core.tokens import ApiScope, ParticipantToken
+from meshagent_core.tokens import ParticipantToken
 
 from .context import Caller, Handler, NotImplementedHere, RestContext, RoomDisabled
 
@@ -46,10 +46,11 @@ async def connect_room(context: RestContext, a: dict[str, Any], caller: Caller) 
         raise NotImplementedHere("connect_room: rooms of projects other than the server's own are not served yet")
     if not await context.control.room_enabled(project_id, room):
         raise RoomDisabled("This room is currently disabled.")
-    token = ParticipantToken(name=a.get("email") or "owner", project_id=credentials.project_id, api_key_id=credentials.key_id)
+    owner = context.control.accounts.owner_user()
+    token = ParticipantToken(name=a.get("email") or owner.email, project_id=credentials.project_id, api_key_id=credentials.key_id)
     token.add_role_grant("user")
     token.add_room_grant(room)
-    token.add_api_grant(ApiScope.agent_default())
+    token.add_api_grant(await context.control.access.room_scope(project_id, room, owner.id))
     return RoomConnectionInfo(
         jwt=token.to_jwt(token=credentials.secret), room_name=room, project_id=project_id, room_url=context.config.room_url(room)
     )
