@@ -30,7 +30,7 @@ ADAPTERS = ("meshagent_trio", "meshagent_anyio")
 #: `__init__` included); other names are single modules (`rooms` is the package `__init__`).
 FLOORS: list[list[str]] = [
     ["config"],
-    ["auth", "sqlite_store", "hooks", "rooms.participant", "rooms.room", "rooms", "toolkit"],
+    ["auth", "sqlite_store", "hooks", "rooms.participant", "rooms.room", "rooms", "toolkit", "signed_downloads"],
     ["control.*"],
     ["toolkits.*", "hosting"],
     ["dispatch"],

@@ -11,15 +11,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from meshagent_core.rest import ROUTES, Route, RouteError, RouteTable, encode_query
+from meshagent_core.rest.access import SEED_METHODS
+from meshagent_core.rest import ROUTES, RestError, Route, RouteError, RouteTable, encode_query, read_answer
 from meshagent_core.testing import vectors
 from meshagent_core.testing.strategies import tool_arguments
 
 OFFICIAL = {request["method"]: request for request in vectors.load("rest_requests")["requests"]}
 #: Routes that are one official method with an optional argument (`project_id=`), not in the capture.
-NOT_CAPTURED = {"get_project_user_profile", "update_project_user_profile"}
+NOT_CAPTURED = {"get_project_user_profile", "update_project_user_profile"} | SEED_METHODS
 #: The capture called the settings methods with the document `room_roles`.
-CAPTURED_PATH_VALUES = {"document": "room-roles"}
+CAPTURED_PATH_VALUES = {"document": "room-roles", "resource_type": "room", "subject_type": "user"}
 NAMES = sorted(ROUTES.routes)
 
 
@@ -39,12 +40,18 @@ def test_the_route_sends_what_the_official_client_sends(name: str) -> None:
     route = ROUTES[name]
     official = OFFICIAL[name]
     assert (route.verb, template_as_captured(route), route.auth) == (official["verb"], official["url"], official["auth"])
-    # the query the official method sends with its defaults is ours with our defaults
-    ours = encode_query(route.query()) if route.query is not None else {}
-    assert ours == (official["params"] or {})
+    # the query the official method sends with its defaults is ours with our defaults (a
+    # required query argument was given in the capture as its placeholder, `path="{path}"`)
+    ours = {}
+    if route.query is not None:
+        required = {f.name: "{" + f.name + "}" for f in msgspec.structs.fields(route.query) if f.required}
+        ours = encode_query(route.query(**required))
+    assert ours == {k: str(v) for k, v in (official["params"] or {}).items()}
     body = official["body"]
     if route.body is None and route.raw_body_argument is None:
         assert body is None
+    elif route.raw_body == "bytes":
+        assert body == "<bytes>"  # how the capture writes a raw bytes body
     elif route.body is not None:
         # the official body reads into our body Struct and is written back key for key (a key
         # the official client sends as null stays null; one it leaves out stays out)
@@ -98,7 +105,9 @@ def requests_of(draw: st.DrawFn, route: Route) -> dict[str, Any]:
         for name in route.path_parameters:
             body.pop(name, None)  # given once, sent in both places
         arguments.update(body)
-    if route.raw_body_argument is not None:
+    if route.raw_body_argument is not None and route.raw_body == "bytes":
+        arguments[route.raw_body_argument] = draw(st.binary(max_size=64))
+    elif route.raw_body_argument is not None:
         arguments[route.raw_body_argument] = draw(st.dictionaries(st.text(max_size=5), st.integers(), max_size=3))
     return arguments
 
@@ -194,3 +203,30 @@ def test_a_table_refuses_two_routes_for_one_request() -> None:
         RouteTable([Route("a", "GET", "/x/{a}"), Route("b", "GET", "/x/{b}")])
     with pytest.raises(ValueError, match="two routes named"):
         RouteTable([Route("a", "GET", "/x"), Route("a", "GET", "/y")])
+
+
+# --- raw bytes (project storage) ----------------------------------------------------------------
+
+
+def test_raw_bytes_travel_as_they_are_with_the_official_errors() -> None:
+    upload, download = ROUTES["upload"], ROUTES["download"]
+    request = upload.build(project_id="p", path="a/b.bin", data=b"\x00\xff")
+    assert (request.body, request.content_type, request.query) == (b"\x00\xff", "application/octet-stream", {"path": "a/b.bin"})
+    assert download.build(project_id="p", path="a").content_type == "application/json"
+    with pytest.raises(RouteError, match="data must be bytes"):
+        upload.build(project_id="p", path="x", data="text")
+    assert upload.parse({"project_id": "p"}, {"path": "x"}, None)["data"] == b""
+    assert read_answer(upload, 200, b"{}") is None
+    with pytest.raises(RestError, match=r"^Failed to upload file\. Status code: 404, body: gone$") as info:
+        read_answer(upload, 404, b"gone")
+    assert type(info.value) is RestError and info.value.http_status == 404
+    with pytest.raises(RestError, match="^file was not found$"):
+        read_answer(download, 404, b"{}")
+    with pytest.raises(RestError, match=r"^Failed to download file\. Status code: 403, body: no$"):
+        read_answer(download, 403, b"no")
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=st.binary(max_size=4096))
+def test_a_raw_answer_is_the_body_as_it_is(data: bytes) -> None:
+    assert read_answer(ROUTES["download"], 200, data) == data

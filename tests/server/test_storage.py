@@ -18,7 +18,7 @@ from meshagent_core import BinaryContent, ControlContent, EmptyContent, ErrorCon
 from meshagent_core.session.events import FileDeleted, FileMoved, FileUpdated
 from meshagent_core.tokens import ApiScope, FilePathRule, FilesPolicy, MessagingGrant, StorageGrant, StoragePathGrant
 from meshagent_trio.connection import RoomConnection
-from meshagent_trio.server.toolkits import storage as storage_toolkit
+from meshagent_trio.server.toolkits import storage_paths
 from meshagent_trio.server.toolkits.storage import PULL_CHUNK_SIZE, canonical_path, locate
 
 from roomtest import mint, room_url
@@ -405,7 +405,7 @@ def reference_lookup(root: Path, path: str) -> tuple[Path, os.stat_result | None
     except (FileNotFoundError, NotADirectoryError):
         return location, None
     except OSError as error:
-        raise storage_toolkit._os_error(error, path) from None
+        raise storage_paths.os_error(error, path) from None
     if not (stat_module.S_ISREG(info.st_mode) or stat_module.S_ISDIR(info.st_mode)):
         return location, None
     return location, info
@@ -446,7 +446,7 @@ def test_lookup_takes_fewer_system_calls_to_the_same_answer(lookup_tree, segment
     none), same errors."""
     path = "/".join(segments)
     expected = lookup_outcome(reference_lookup, lookup_tree, path)
-    assert lookup_outcome(storage_toolkit._lookup, lookup_tree, path) == expected
+    assert lookup_outcome(storage_paths.lookup, lookup_tree, path) == expected
 
 
 # --- grants ----------------------------------------------------------------------------------
@@ -639,11 +639,12 @@ async def test_malformed_requests_get_clear_errors(server, credentials) -> None:
         assert sorted(os.listdir(storage_root(server))) == ["a.txt"]
 
 
-async def test_download_url_is_refused_honestly(server, credentials) -> None:
+async def test_download_url_checks_the_path_and_the_grant(server, credentials) -> None:
+    """(What the URL serves: tests/server/test_download_url.py.)"""
     async with join(server, credentials) as room:
         await upload(room, "docs/a.txt", b"a")
-        error = await fails(1007, call(room, "download_url", path="docs/a.txt", download=None))
-        assert "not available on this local server" in error.message and "storage.download" in error.message
+        answer = await call(room, "download_url", path="docs/a.txt", download=None)
+        assert set(answer) == {"url"} and "/room-files/" in answer["url"]
         await fails(3004, call(room, "download_url", path="docs", download=None))
         await fails(3001, call(room, "download_url", path="docs/b.txt", download=None))
     async with join(server, credentials, name="guest", scope=folder_scope()) as guest:

@@ -10,7 +10,7 @@ import tempfile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meshagent_trio.server.toolkits.storage import _resolve_below
+from meshagent_trio.server.toolkits.storage_paths import _resolve_below
 
 NAMES = ["a", "b", "c"]
 segment = st.sampled_from(NAMES)

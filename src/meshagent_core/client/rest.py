@@ -31,6 +31,7 @@ from ..rest.accounts import SETTINGS_DOCUMENTS
 from ..rest.models import Room
 from .rest_access import AccessMethods
 from .rest_agents import AgentMethods
+from .rest_keys import KeyMethods
 from .rest_sessions import SessionMethods
 from .rest_storage import StorageMethods
 from .room import meshagent_base_url
@@ -47,7 +48,7 @@ def normalize_consistency(value: str) -> MeshagentConsistency:
     return normalized  # type: ignore[return-value]
 
 
-class Meshagent(AccessMethods, AgentMethods, SessionMethods, StorageMethods):
+class Meshagent(AccessMethods, AgentMethods, KeyMethods, SessionMethods, StorageMethods):
     """The MeshAgent REST API (see the module docstring)."""
 
     def __init__(
@@ -80,8 +81,8 @@ class Meshagent(AccessMethods, AgentMethods, SessionMethods, StorageMethods):
         if self._own_http:
             await self._http.aclose()
 
-    def _headers(self, route: Route) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", CONSISTENCY_HEADER: self.consistency}
+    def _headers(self, route: Route, content_type: str = "application/json") -> dict[str, str]:
+        headers = {"Content-Type": content_type, CONSISTENCY_HEADER: self.consistency}
         if route.auth:
             headers["Authorization"] = f"Bearer {self.token}"
         return headers
@@ -95,7 +96,7 @@ class Meshagent(AccessMethods, AgentMethods, SessionMethods, StorageMethods):
         while True:
             try:
                 response = await self._http.request(
-                    request.verb, url, params=request.query or None, content=request.body, headers=self._headers(route)
+                    request.verb, url, params=request.query or None, content=request.body, headers=self._headers(route, request.content_type)
                 )
             except self._transport_errors as error:
                 if request.verb in IDEMPOTENT_VERBS and attempt < self.retries:

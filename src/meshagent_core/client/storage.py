@@ -261,8 +261,8 @@ class StorageClient(SubClient):
         )
 
     async def download_url(self, *, path: str) -> str:
-        """A URL the file can be fetched from. The local server has no HTTP route for room files
-        and answers 1007 (DEPENDENCY_MISSING); use `download()` there."""
+        """A URL the file can be fetched from over HTTP (the local server's is signed and good for
+        an hour, and serves byte ranges)."""
         response = await self._invoke("download_url", DownloadUrlInput(path=path))
         return expect_json(response, DownloadUrlOutput, toolkit=TOOLKIT, operation="download_url").url
 

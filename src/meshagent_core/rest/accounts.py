@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -26,6 +26,22 @@ SETTINGS_DOCUMENTS = {
 }
 
 
+ProjectRole = Literal[
+    "member", "admin", "developer", "room_creator", "room_inventory", "room_manager", "session_inventory",
+    "agent_creator", "agent_inventory", "agent_manager", "repository_creator", "repository_inventory",
+    "repository_manager", "feed_creator", "feed_inventory", "feed_manager", "oauth_client_creator",
+    "oauth_client_inventory", "oauth_client_manager", "api_key_creator", "api_key_inventory", "api_key_manager",
+    "service_creator", "service_inventory", "service_manager", "service_account_creator",
+    "service_account_inventory", "service_account_manager", "participant_token_creator", "mailbox_creator",
+    "mailbox_inventory", "mailbox_manager", "route_creator", "route_inventory", "route_manager",
+    "custom_domain_creator", "custom_domain_inventory", "custom_domain_manager", "scheduled_task_creator",
+    "scheduled_task_inventory", "scheduled_task_manager", "feed_subscription_creator",
+    "feed_subscription_inventory", "feed_subscription_manager", "llm_logger_creator", "llm_logger_inventory",
+    "llm_logger_manager", "llm_proxy_user", "llm_quota_manager", "usage_reporter", "billing_manager",
+    "group_manager", "user_profile_editor",
+]  # fmt: skip
+
+
 class CreateProjectBody(msgspec.Struct, kw_only=True):
     name: str
 
@@ -33,11 +49,11 @@ class CreateProjectBody(msgspec.Struct, kw_only=True):
 class AddProjectUserBody(msgspec.Struct, kw_only=True):
     project_id: str
     user_id: str
-    roles: list[str]
+    roles: list[ProjectRole]
 
 
 class ProjectUserRolesBody(msgspec.Struct, kw_only=True):
-    roles: list[str]
+    roles: list[ProjectRole]
 
 
 class ProjectUsersQuery(msgspec.Struct, kw_only=True):
@@ -51,8 +67,9 @@ class ProfileViewQuery(msgspec.Struct, kw_only=True):
     view: ProfileView = "merged"
 
 
-class ProfileBody(msgspec.Struct, kw_only=True):
-    """Only the fields given are sent (and changed)."""
+class ProfileBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Only the fields given are sent (and changed); unknown keys are refused, as the official
+    model does (`extra="forbid"`). A null is refused too (naming the field)."""
 
     first_name: str | UnsetType = UNSET
     last_name: str | UnsetType = UNSET
@@ -60,8 +77,15 @@ class ProfileBody(msgspec.Struct, kw_only=True):
     annotations: dict[str, str] | UnsetType = UNSET
 
 
+ProfileField = Literal["first_name", "last_name", "metadata", "annotations"]
+PROFILE_FIELDS: tuple[ProfileField, ...] = get_args(ProfileField)
+
+
 class ProjectProfileBody(ProfileBody, kw_only=True):
-    inherit: list[Literal["first_name", "last_name", "metadata", "annotations"]] | UnsetType = UNSET
+    """The project's overrides of a user's profile; `inherit` names fields that go back to the
+    user's own (a field may not be both given and inherited)."""
+
+    inherit: list[ProfileField] | UnsetType = UNSET
 
 
 class SysadminUsersQuery(msgspec.Struct, kw_only=True):

@@ -80,14 +80,20 @@ def _disabled_message(body: bytes) -> str:
 
 
 def read_answer(route: Route, status: int, body: bytes) -> Any:
-    """The value of a 2xx answer (its model, or any JSON; None for an empty body), or the
-    error of any other status (a route's own 404 message first, as the official client)."""
+    """The value of a 2xx answer (its model, or any JSON; None for an empty body; the bytes of
+    a raw answer), or the error of any other status (a route's own 404 message first, then its
+    own failure message, as the official client)."""
     if status == 404 and route.none_when_missing:
         return None
     if status == 404 and route.not_found is not None:
         raise RestError(route.not_found, http_status=404, body=body.decode("utf-8", "replace"))
+    if status >= 400 and route.failure is not None:
+        text = body.decode("utf-8", "replace")
+        raise RestError(f"{route.failure}. Status code: {status}, body: {text}", http_status=status, body=text)
     if status >= 400:
         raise error_for(status, body)
+    if route.raw_answer:
+        return body
     if route.response is None:
         return None
     if not body.strip():

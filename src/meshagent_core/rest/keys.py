@@ -51,8 +51,11 @@ class RevokeKeysBody(msgspec.Struct, kw_only=True):
 
 
 class TokenGrant(msgspec.Struct, kw_only=True):
+    """A participant-token grant: the scope is a string (room, role, …) or, for `api`, the
+    `ApiScope` JSON object."""
+
     name: str
-    scope: str
+    scope: Any
 
 
 class MintTokenBody(msgspec.Struct, kw_only=True):

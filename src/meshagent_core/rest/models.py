@@ -98,7 +98,7 @@ class WhoAmI(Model):
 class Room(Model):
     id: str
     name: str
-    metadata: JsonObject = msgspec.field(default_factory=dict)
+    metadata: JsonObject  # required by the official client, even when empty
     annotations: dict[str, str] = msgspec.field(default_factory=dict)
     enabled: bool = True
 

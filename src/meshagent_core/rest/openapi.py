@@ -50,11 +50,17 @@ def _operation(route: Route, by_model: dict[Any, Any], components: dict[str, Any
         operation["security"] = [{"bearer": []}]
     if route.body is not None:
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": by_model[route.body]}}}
+    elif route.raw_body_argument is not None and route.raw_body == "bytes":
+        binary = {"type": "string", "contentMediaType": "application/octet-stream"}
+        operation["requestBody"] = {"required": True, "content": {"application/octet-stream": {"schema": binary}}}
     elif route.raw_body_argument is not None:
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": {}}}}
-    response = by_model.get(route.response, {}) if route.response is not None else {}
+    if route.raw_answer:
+        success = {"application/octet-stream": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}}
+    else:
+        success = {"application/json": {"schema": by_model.get(route.response, {}) if route.response is not None else {}}}
     operation["responses"] = {
-        "200": {"description": "success", "content": {"application/json": {"schema": response}}},
+        "200": {"description": "success", "content": success},
         "default": {"description": "an error: 400 bad input, 403 forbidden, 404 unknown, 409 duplicate, 423 room disabled"},
     }
     return operation

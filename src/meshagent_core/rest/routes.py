@@ -11,14 +11,16 @@ the client builds a request from keyword arguments and the server reads the same
 Body fields decide how a value that was not given is sent: a field whose default is
 `msgspec.UNSET` is left out, a field defaulting to None is sent as null (the official client
 sends some keys always, others only when given). Query values travel as strings; None and
-UNSET are left out. Pure: no I/O.
+UNSET are left out. A route with `raw_body="bytes"` sends its `raw_body_argument` as the body's
+bytes (`application/octet-stream`), and one with `raw_answer` answers bytes, not JSON (project
+storage `upload` and `download`). Pure: no I/O.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Literal, Mapping
 from urllib.parse import quote, unquote
 
 import msgspec
@@ -26,6 +28,8 @@ import msgspec
 from ..jsondepth import decode_bounded
 
 VERBS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+JSON = "application/json"
+OCTET_STREAM = "application/octet-stream"
 _PARAMETER = re.compile(r"^\{([a-z_][a-z0-9_]*)\}$")
 
 
@@ -42,6 +46,7 @@ class RestRequest:
     query: dict[str, str]
     body: bytes | None
     auth: bool = True
+    content_type: str = JSON
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,13 @@ class Route:
     body: type[msgspec.Struct] | None = None
     #: the body is any JSON value, passed as the argument `raw_body_argument`
     raw_body_argument: str | None = None
+    #: how `raw_body_argument` travels: "json" (any JSON value) or "bytes" (as they are)
+    raw_body: Literal["json", "bytes"] = "json"
+    #: the answer is the body's bytes as they are, not JSON
+    raw_answer: bool = False
+    #: the official message of an error status no other rule covers: `<failure>. Status code:
+    #: N, body: B`, a plain `RoomException` (project storage, billing)
+    failure: str | None = None
     #: whether the official client sends `Authorization` (two routes do not)
     auth: bool = True
     aliases: tuple[str, ...] = ()
@@ -117,11 +129,17 @@ class Route:
         if self.query is not None:
             query = encode_query(_construct(self.name, self.query, arguments))
         body: bytes | None = None
+        content_type = JSON
         if self.body is not None:
             body = msgspec.json.encode(_construct(self.name, self.body, arguments))
+        elif self.raw_body_argument is not None and self.raw_body == "bytes":
+            data = arguments.get(self.raw_body_argument)
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise RouteError(f"{self.name}(): {self.raw_body_argument} must be bytes")
+            body, content_type = bytes(data), OCTET_STREAM
         elif self.raw_body_argument is not None:
             body = msgspec.json.encode(arguments.get(self.raw_body_argument))
-        return RestRequest(self.verb, "/" + "/".join(parts), query, body, self.auth)
+        return RestRequest(self.verb, "/" + "/".join(parts), query, body, self.auth, content_type)
 
     # --- server side ----------------------------------------------------------------------
 
@@ -151,6 +169,8 @@ class Route:
                 if name in path_arguments and value != path_arguments[name]:
                     raise RouteError(f"body: {name} {value!r} differs from the path's {path_arguments[name]!r}")
                 arguments[name] = value
+        elif self.raw_body_argument is not None and self.raw_body == "bytes":
+            arguments[self.raw_body_argument] = body or b""
         elif self.raw_body_argument is not None:
             try:
                 arguments[self.raw_body_argument] = decode_bounded(body or b"null")
@@ -256,4 +276,4 @@ def _bind(route: Route, segments: list[str]) -> dict[str, str] | None:
     return bound
 
 
-__all__ = ["RestRequest", "Route", "RouteError", "RouteTable", "VERBS", "encode_query"]
+__all__ = ["JSON", "OCTET_STREAM", "RestRequest", "Route", "RouteError", "RouteTable", "VERBS", "encode_query"]

@@ -1,9 +1,10 @@
 """The local MeshAgent server: the room registry behind the HTTP front, and `run_server`.
 
 `GET /` answers 200 (readiness). `GET /rooms/<room>` with a WebSocket upgrade and a participant
-token (`Authorization: Bearer`, or the legacy `?token=`) joins the room; a token that does not
-verify, has expired, belongs to another project or grants another room is refused with HTTP
-403 and a body saying why.
+token (`Authorization: Bearer`, or the legacy `?token=`) joins the room of the token's project;
+a token that does not verify (an unknown or deleted key), has expired, belongs to a project this
+server does not have or that its key may not sign for, or grants another room is refused with
+HTTP 403 and a body saying why.
 
 The floors of the server, each importing only the ones below it: `app` (this module), `http`
 (accepting, limits, routing), `rooms.connection` (the per-connection loop), `dispatch`, the
@@ -15,22 +16,29 @@ from __future__ import annotations
 
 import logging
 import signal
+from typing import Callable
 from urllib.parse import parse_qs
 
 import h11
 import trio
 
-from ..websocket import HandshakeRejected, accept_websocket
+from meshagent_core.tokens import ParticipantToken
+
+from ..websocket import HandshakeRejected, WebSocketConnection, accept_websocket
 from .auth import Refused, authorize
 from .config import DEFAULT_HOST, DEFAULT_PORT, Credentials, ServerConfig, load_credentials
 from .http import HttpFront, Request, respond, respond_json
-from .control import ControlPlane, is_valid_room_name
+from .http.downloads import PREFIX as ROOM_FILES, serve_room_file
+from .control import ControlPlane, NotFound, is_valid_room_name
 from .rest import RestContext, serve_rest
 from .rooms.connection import serve_participant
 from .rooms.room import Room
 from .toolkits.storage import sweep_data_dir
 
 log = logging.getLogger("meshagent_trio.server")
+#: Seconds a leave may take to be recorded when the server is stopping (the next start ends
+#: what is left active).
+RECORD_LEAVE_TIMEOUT = 5.0
 
 
 
@@ -39,17 +47,23 @@ class Server:
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
+        #: the rooms of the server's own project, by name
         self.rooms: dict[str, Room] = {}
+        #: the rooms of every project, by project id and name
+        self.project_rooms: dict[str, dict[str, Room]] = {config.credentials.project_id: self.rooms}
         self.port: int | None = None
         self.http = HttpFront(config, self._route)
         self.control = ControlPlane(config)
         self.rest = RestContext(config, self.control)
 
-    def room(self, name: str) -> Room:
-        room = self.rooms.get(name)
+    def room(self, name: str, project_id: str | None = None) -> Room:
+        """The room `name` of the project (default: the server's own), made on first use."""
+        project_id = project_id or self.config.credentials.project_id
+        rooms = self.project_rooms.setdefault(project_id, {})
+        room = rooms.get(name)
         if room is None:
-            room = Room(name, self.config.data_dir / "rooms" / name, self.config)
-            self.rooms[name] = room
+            room = Room(name, self.config.room_data_dir(project_id, name), self.config)
+            rooms[name] = room
         return room
 
     async def handle(self, stream: trio.SocketStream) -> None:
@@ -63,6 +77,8 @@ class Server:
         if request.method == "GET" and request.path == "/":
             await respond(request.stream, request.connection, 200, "ok\n")
             return True
+        if request.path.startswith(ROOM_FILES):
+            return await serve_room_file(request, self.config)
         served = await serve_rest(request, self.rest)
         if served is not None:
             return served
@@ -83,11 +99,17 @@ class Server:
         else:
             token_text = (parse_qs(request.query).get("token") or [None])[0]
         try:
-            token = authorize(self.config, room_name, token_text)
+            token = authorize(self.config, room_name, token_text, self.control.keys.ring)
         except Refused as refused:
             await respond(stream, connection, refused.status, refused.message + "\n")
             return
-        if not await self.control.room_enabled(self.config.credentials.project_id, room_name):
+        project_id = token.project_id or self.config.credentials.project_id
+        try:
+            await self.control.get_project(project_id)
+        except NotFound:
+            await respond(stream, connection, 403, f"the participant token belongs to another project ({project_id!r}), which this server does not have\n")
+            return
+        if not await self.control.room_enabled(project_id, room_name):
             body = b'{"error": {"code": "room_disabled", "message": "This room is currently disabled."}}'
             await respond_json(stream, connection, 423, body, [("connection", "close")])
             return
@@ -100,7 +122,28 @@ class Server:
             websocket = await accept_websocket(stream, _serialize_head(request.event) + trailing)
         except HandshakeRejected:
             return
-        await serve_participant(self.room(room_name), token, websocket, self.config.room_url(room_name))
+        await self._serve_recorded(self.room(room_name, project_id), project_id, token, websocket)
+
+    async def _serve_recorded(self, room: Room, project_id: str, token: ParticipantToken, websocket: WebSocketConnection) -> None:
+        """Serve a participant, recording its join and leave in the room's session
+        (`control.sessions`). A failure to record is logged and never keeps it out of the room."""
+        sessions = self.control.sessions
+        try:
+            attendance = await sessions.participant_joined(project_id, room.name, name=token.name, role=token.role, disconnect=_disconnect_all(room))
+        except Exception:
+            log.exception("could not record a participant joining room %s", room.name)
+            attendance = None
+        try:
+            # No checkpoint between the join being recorded and the participant entering the
+            # room (see control.sessions): a terminate finds it there.
+            await serve_participant(room, token, websocket, self.config.room_url(room.name))
+        finally:
+            if attendance is not None:
+                with trio.CancelScope(shield=True), trio.move_on_after(RECORD_LEAVE_TIMEOUT):
+                    try:
+                        await sessions.participant_left(attendance)
+                    except Exception:
+                        log.exception("could not record a participant leaving room %s", room.name)
 
     # --- running --------------------------------------------------------------------------
 
@@ -116,6 +159,16 @@ class Server:
         async with trio.open_nursery() as nursery:
             task_status.started(self.port)
             await trio.serve_listeners(self.handle, listeners, handler_nursery=nursery)
+
+
+def _disconnect_all(room: Room) -> Callable[[int, str], None]:
+    """What ends a session of `room`: each participant is disconnected with a close frame."""
+
+    def disconnect(code: int, reason: str) -> None:
+        for participant in list(room.participants.values()):
+            participant.evict(code, reason)
+
+    return disconnect
 
 
 def _serialize_head(request: h11.Request) -> bytes:

@@ -62,6 +62,8 @@ class Caller:
     name: str | None = None
     email: str | None = None
     token: ParticipantToken | None = None
+    #: the API key a `service_account` caller used (it signs the tokens that caller mints)
+    key_id: str | None = None
 
 
 OWNER = Caller("owner")

@@ -1,13 +1,17 @@
 """Serving REST requests from the route table: match, read and check the body, call the
-route's handler, answer JSON. Errors are JSON too, `{"error": {"code", "message"}}`:
+route's handler, answer JSON. A raw-bytes body (`upload`) is not read here but streamed to its
+handler (`BodyStream`, up to `max_upload_size`), and a raw answer (`download`) is the file's bytes
+(`send_file`). Errors are JSON too, `{"error": {"code", "message"}}`:
 
 - 401 no `Authorization: Bearer <API key>`, 403 a key this server does not trust;
 - 400 a request that does not fit its route (naming the field), 413 a body over
-  `max_request_body`, 405 a known path with another verb (with `Allow`);
+  `max_request_body` (an upload over `max_upload_size`), 405 a known path with another verb
+  (with `Allow`);
 - 404 an unknown project or room, 409 a name that is taken, 423 a disabled room;
 - 501 a route (or an option of one) the local server does not implement yet, naming it.
 
-The server's API key acts as the local server's owner: it may act in every project.
+The server's API key acts as the local server's owner: it may act in every project; an API key
+made through REST acts in its project; a participant JWT may call a few routes (`keys`).
 
 `GET /openapi.json` is the OpenAPI document of the whole table.
 """
@@ -22,12 +26,13 @@ import trio
 
 from meshagent_core.rest import ROUTES, Route, RouteError
 from meshagent_core.rest.openapi import openapi_document
-from meshagent_core.tokens import parse_api_key
 
 from ..http import BodyTooLarge, Request, read_body, respond_json
+from ..http.files import BodyStream, OpenFile, send_file
 from ..control import ControlError, Forbidden
-from .context import ANONYMOUS, OWNER, Caller, NotImplementedHere, RestContext, server_version
+from .context import ANONYMOUS, Caller, NotImplementedHere, RestContext, server_version
 from .handlers import HANDLERS
+from .keys import bearer_caller
 
 log = logging.getLogger("meshagent_trio.server.rest")
 
@@ -46,22 +51,16 @@ def error_body(code: str, message: str) -> bytes:
 
 
 def authenticate(context: RestContext, route: Route, request: Request) -> Caller:
-    """Who is calling: the server's own API key as the bearer (the official clients send the key
-    as is) is the owner."""
+    """Who is calling: the bearer (the official clients send an API key as is) is the owner, a
+    service account, or a participant (see `keys.bearer_caller`)."""
     if not route.auth or route.name in PUBLIC_ROUTES:
         return ANONYMOUS
     header = request.headers.get("authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else ""
     if not token or token == "None":  # the official client sends `Bearer None` without a key
         raise Unauthorized("this route needs Authorization: Bearer <API key>")
-    credentials = context.config.credentials
-    try:
-        key = parse_api_key(token)
-    except ValueError:
-        raise Forbidden("the bearer token is not an API key this server accepts (participant tokens are not accepted for REST yet)") from None
-    if key.id != credentials.key_id or key.secret != credentials.secret:
-        raise Forbidden("the API key is not known to this server")
-    return OWNER
+    matched = ROUTES.match(request.method, request.path)
+    return bearer_caller(context, route, matched[1] if matched else {}, token)
 
 
 def check_project(caller: Caller, arguments: dict[str, object]) -> None:
@@ -93,15 +92,15 @@ async def serve_rest(request: Request, context: RestContext) -> bool | None:
     except ControlError as refused:
         await respond_json(stream, connection, refused.status, error_body(refused.code, str(refused)))
         return True
-    try:
-        with trio.fail_after(context.config.request_head_timeout):
-            body = await read_body(request, context.config.max_request_body)
-    except BodyTooLarge:
-        limit = context.config.max_request_body
-        await respond_json(stream, connection, 413, error_body("too_large", f"the request body is over {limit} bytes"), [("connection", "close")])
-        return False
-    except trio.TooSlowError:
-        return False
+    # A raw-bytes body (`upload`) is not read here: the handler streams it (`BodyStream`,
+    # bounded by `max_upload_size`), so it may be larger than `max_request_body`.
+    streamed = route.raw_body == "bytes" and route.raw_body_argument is not None
+    body: bytes | None = b""
+    if not streamed:
+        body = await _read_whole_body(request, context)
+        if body is None:
+            return False
+    body_stream: BodyStream | None = None
     try:
         try:
             arguments = route.parse(path_arguments, dict(parse_qsl(request.query, keep_blank_values=True)), body or None)
@@ -111,17 +110,47 @@ async def serve_rest(request: Request, context: RestContext) -> bool | None:
         handler = HANDLERS.get(route.name)
         if handler is None:
             raise _not_implemented(route)
+        if streamed:
+            body_stream = BodyStream(request, limit=context.config.max_upload_size, read_timeout=context.config.request_head_timeout)
+            arguments[route.raw_body_argument] = body_stream  # type: ignore[index]
         result = await handler(context, arguments, caller)
+    except BodyTooLarge:
+        limit = context.config.max_upload_size
+        await respond_json(stream, connection, 413, error_body("too_large", f"the request body is over {limit} bytes"), [("connection", "close")])
+        return False
+    except trio.TooSlowError:
+        return False
     except ControlError as refused:
-        await respond_json(stream, connection, refused.status, error_body(refused.code, str(refused)))
-        return True
+        unread = streamed and (body_stream is None or not body_stream.finished)
+        await respond_json(stream, connection, refused.status, error_body(refused.code, str(refused)), [("connection", "close")] if unread else None)
+        return not unread
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        return False  # the client went away in the middle of a streamed body
     except Exception as error:  # a bug in a handler: this call fails, the server goes on
         log.exception("REST %s failed", route.name)
         reason = error.strerror if isinstance(error, OSError) and error.strerror else f"internal error ({type(error).__name__})"
-        await respond_json(stream, connection, 500, error_body("internal", f"{route.name} failed: {reason}"))
+        unread = streamed and (body_stream is None or not body_stream.finished)
+        await respond_json(stream, connection, 500, error_body("internal", f"{route.name} failed: {reason}"), [("connection", "close")] if unread else None)
+        return not unread
+    if isinstance(result, OpenFile):  # a raw answer (`download`)
+        await send_file(request, result)
         return True
     await respond_json(stream, connection, 200, msgspec.json.encode({} if result is None else result))
     return True
+
+
+async def _read_whole_body(request: Request, context: RestContext) -> bytes | None:
+    """The request body, at most `max_request_body` bytes; None (answered 413, or too slow)
+    when the connection must close."""
+    try:
+        with trio.fail_after(context.config.request_head_timeout):
+            return await read_body(request, context.config.max_request_body)
+    except BodyTooLarge:
+        limit = context.config.max_request_body
+        await respond_json(request.stream, request.connection, 413, error_body("too_large", f"the request body is over {limit} bytes"), [("connection", "close")])
+        return None
+    except trio.TooSlowError:
+        return None
 
 
 def _not_implemented(route: Route) -> ControlError:

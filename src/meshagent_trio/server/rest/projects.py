@@ -6,6 +6,7 @@ from typing import Any
 
 from meshagent_core.rest.models import DeploymentConfig, DeploymentDomains, ProjectList
 
+from ..control import NotFound
 from .context import Caller, Handler, RestContext, server_version
 
 
@@ -25,9 +26,19 @@ async def get_project(context: RestContext, a: dict[str, Any], caller: Caller) -
     return await context.control.get_project(a["project_id"])
 
 
+async def get_project_by_key(context: RestContext, a: dict[str, Any], caller: Caller) -> Any:
+    """A project's key is the `project_key` set for it, else its id (the local server sets no
+    keys, so the key of a project is its id); an unknown key answers 404."""
+    project = await context.control.accounts.project_by_key(a["project_key"])
+    if caller.project_id is not None and project.id != caller.project_id:
+        raise NotFound(f"no project has the key {a['project_key']!r}")  # another project's: not disclosed
+    return project
+
+
 HANDLERS: dict[str, Handler] = {
     "get_config": get_config,
     "create_project": create_project,
     "list_projects": list_projects,
     "get_project": get_project,
+    "get_project_by_key": get_project_by_key,
 }

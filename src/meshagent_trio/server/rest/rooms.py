@@ -7,15 +7,19 @@ from typing import Any
 from meshagent_core.rest.models import RoomConnectionInfo, RoomsPage
 from meshagent_core.tokens import ParticipantToken
 
+from ..control import Forbidden
 from .context import Caller, Handler, NotImplementedHere, RestContext, RoomDisabled
 
 
 async def create_room(context: RestContext, a: dict[str, Any], caller: Caller) -> Any:
-    if a.get("permissions"):
-        raise NotImplementedHere("create_room: per-user permissions are not implemented by the local server yet")
-    return await context.control.create_room(
+    permissions = a.get("permissions") or {}
+    await context.control.access.set_room_permissions(a["project_id"], None, permissions)  # checked before the room is made
+    room = await context.control.create_room(
         a["project_id"], a["name"], if_not_exists=a["if_not_exists"], metadata=a["metadata"], annotations=a["annotations"]
     )
+    if permissions:  # the users' room grants
+        await context.control.access.set_room_permissions(a["project_id"], room.id, permissions)
+    return room
 
 
 async def get_room(context: RestContext, a: dict[str, Any], caller: Caller) -> Any:
@@ -42,16 +46,21 @@ async def delete_room(context: RestContext, a: dict[str, Any], caller: Caller) -
 async def connect_room(context: RestContext, a: dict[str, Any], caller: Caller) -> RoomConnectionInfo:
     credentials = context.config.credentials
     project_id, room = a["project_id"], a["room"]
-    if project_id != credentials.project_id:
-        raise NotImplementedHere("connect_room: rooms of projects other than the server's own are not served yet")
+    await context.control.get_project(project_id)  # 404 for an unknown project
     if not await context.control.room_enabled(project_id, room):
         raise RoomDisabled("This room is currently disabled.")
-    owner = context.control.accounts.owner_user()
-    token = ParticipantToken(name=a.get("email") or owner.email, project_id=credentials.project_id, api_key_id=credentials.key_id)
+    user = context.control.accounts.owner_user()
+    if a.get("email"):  # impersonation: the token is that user's, with that user's access to the room
+        found = await context.control.access.user_by_email(a["email"])
+        if found is None:
+            raise Forbidden(f"{a['email']} is not a member of project {project_id!r} and has no grant to the room {room!r}")
+        user = found
+    scope = await context.control.access.room_scope(project_id, room, user.id)  # 403 without access
+    token = ParticipantToken(name=user.email, project_id=project_id, api_key_id=credentials.key_id)
     token.add_role_grant("user")
     token.add_room_grant(room)
-    token.add_api_grant(await context.control.access.room_scope(project_id, room, owner.id))
-    return RoomConnectionInfo(
+    token.add_api_grant(scope)
+    return RoomConnectionInfo(  # signed by the server's key, which signs for every project
         jwt=token.to_jwt(token=credentials.secret), room_name=room, project_id=project_id, room_url=context.config.room_url(room)
     )
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import msgspec
 
+from ..signed_downloads import ROOM_STORAGE_FOLDER
 from .participant import Participant
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ class Room:
 
     @property
     def storage_dir(self) -> Path:
-        path = self.data_dir / "storage"
+        path = self.data_dir / ROOM_STORAGE_FOLDER
         path.mkdir(parents=True, exist_ok=True)
         return path
 
