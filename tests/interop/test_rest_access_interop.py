@@ -1,5 +1,5 @@
 """The official `Meshagent` client (0.56, out of process) against our server for every access-control
-method of REST_API §6: groups and members, IAM resource policies, `test_access`,
+method of protocol/rest.md §6: groups and members, IAM resource policies, `test_access`,
 `get_effective_access`, access bindings, and the grants it makes carried by the token
 `connect_room(email=…)` mints; the refusals raise the official exceptions. (The seed's room,
 agent and agent-room grants exist only on our client: tests/server/test_rest_access.py.)"""

@@ -1,4 +1,4 @@
-"""Service accounts, API keys, participant tokens and `whoami` (REST_API §14, §3) with the
+"""Service accounts, API keys, participant tokens and `whoami` (protocol/rest.md §14, §3) with the
 official `Meshagent` 0.56 client and `RoomClient` against our server (a subprocess): every method
 of the group, its errors as the official client raises them, and keys deleted while a room is
 live. One run of `official_scripts/rest_keys_scenario.py` per module; each test reads its part."""

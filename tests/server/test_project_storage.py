@@ -1,4 +1,4 @@
-"""Project storage over REST (`upload`, `download`: REST_API §7) against a real server with our
+"""Project storage over REST (`upload`, `download`: protocol/rest.md §7) against a real server with our
 `Meshagent` client: raw binary round trips, uploads larger than `max_request_body` streamed to
 disk and bounded by `max_upload_size` (nothing half-written), bad paths 400, missing files and
 projects 404, another project's key 403. (The official client: tests/interop/

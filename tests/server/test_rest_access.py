@@ -1,4 +1,4 @@
-"""Access control on the local server (REST_API §6 and the seed's grants), over real sockets with
+"""Access control on the local server (protocol/rest.md §6 and the seed's grants), over real sockets with
 our `Meshagent` client: groups and members, IAM resource policies, `test_access` and
 `get_effective_access` through groups, usersets and `everyone`, the seed's room, agent and
 agent-room grants, the refusals (400, 403, 404, 409, 501), and the grants enforced: the token
@@ -442,3 +442,25 @@ def test_a_users_roles_are_the_union_of_what_its_principals_were_granted(steps: 
 
     with tempfile.TemporaryDirectory() as directory:
         trio.run(scenario, Path(directory))
+
+
+async def test_deleting_an_agent_or_a_service_account_deletes_their_policies(server: Server, credentials: Credentials) -> None:
+    own = credentials.project_id
+    spec = {"metadata": {"name": "helper"}, "allowed_models": [{"provider": "openai", "model": "gpt-4.1"}]}
+    async with api(server, credentials.api_key) as client:
+        room = await client.create_room(project_id=own, name="desk")
+        crew = await client.create_group(project_id=own, name="crew")
+        agent = await client.create_agent(project_id=own, configuration=spec)
+        account = await client.create_service_account(project_id=own, name="worker")
+        for kind, subject_id in (("agent", agent.id), ("service_account", account.id)):
+            subject = {"type": kind, "id": subject_id}
+            await client.grant_resource_policy(project_id=own, resource_type="room", resource_id=room.id, subject=subject, roles=["viewer"])
+            await client.set_group_member(project_id=own, group_id=crew.id, subject=subject)
+        await client.grant_resource_policy(project_id=own, resource_type="agent", resource_id=agent.id, subject=user("ann@example.com"), roles=["operator"])
+
+        await client.delete_agent(project_id=own, agent_id=agent.id)
+        await client.delete_service_account(project_id=own, service_account_id=account.id)
+        assert await client.get_resource_policy(project_id=own, resource_type="room", resource_id=room.id) == []
+        assert await client.list_group_members(project_id=own, group_id=crew.id) == []
+        bindings = await client.list_access_bindings(project_id=own, subject=user("ann@example.com"))
+        assert [grant for grant in bindings if grant.resource.type == "agent"] == []

@@ -1,5 +1,5 @@
 """Project members, profiles, settings documents, sysadmin users and `get_project_by_key` on the
-local server (REST_API §3), over real sockets with our `Meshagent` client: what each route
+local server (protocol/rest.md §3), over real sockets with our `Meshagent` client: what each route
 stores in the control plane, and the 400/403/404/409 answers of bad input."""
 
 from __future__ import annotations

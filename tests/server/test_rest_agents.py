@@ -1,4 +1,4 @@
-"""Managed agents on the local server (REST_API §5), over real sockets with our `Meshagent`
+"""Managed agents on the local server (protocol/rest.md §5), over real sockets with our `Meshagent`
 client: CRUD, pages, `connect_agent`'s token and URL, and the refusals (a configuration that is
 not a valid `ManagedAgentSpec` names the field; 404 "agent not found"; 409 for a taken name)."""
 
@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from agent_specs import RICH_SPEC, mutations
 
 from meshagent_core.client.rest import Meshagent
-from meshagent_core.rest import ConflictError, NotFoundError, RestError, ServerError, ValidationErrorResponse
+from meshagent_core.rest import ConflictError, NotFoundError, PermissionDeniedError, RestError, ServerError, ValidationErrorResponse
 from meshagent_core.rest.agents import AgentConnectionInfo, ManagedAgentSpec, read_agent_spec
 from meshagent_core.tokens import ParticipantToken
 from meshagent_trio.server import Credentials, Server
@@ -81,14 +81,22 @@ async def test_connect_agent_gives_a_participant_token_and_the_agent_url(server:
         assert info.agent_url == f"ws://127.0.0.1:{server.port}/agents/{own}/helper/messages"
         token = ParticipantToken.from_jwt(info.jwt, token=credentials.secret)
         assert (token.name, token.project_id, token.grant_scope("agent")) == ("owner@localhost", own, "helper")
+        with pytest.raises(PermissionDeniedError, match="ada@example.com is not a member"):
+            await api.connect_agent(project_id=own, agent="helper", email="ada@example.com")
+        ada = {"type": "user", "email": "ada@example.com"}
+        await api.grant_resource_policy(project_id=own, resource_type="project", resource_id=own, subject=ada, roles=["member"])
         impersonated = await api.connect_agent(project_id=own, agent="helper", email="ada@example.com")
         assert ParticipantToken.from_jwt(impersonated.jwt, token=credentials.secret).name == "ada@example.com"
         with pytest.raises(NotFoundError, match="agent 'ghost' does not exist"):
             await api.connect_agent(project_id=own, agent="ghost")
         other = await api.create_project(name="other")
         await api.create_agent(project_id=other.id, configuration=spec("helper"))  # names are per project
-        with pytest.raises(ServerError, match="other than the server's own are not served"):
-            await api.connect_agent(project_id=other.id, agent="helper")
+        elsewhere = await api.connect_agent(project_id=other.id, agent="helper")
+        assert ParticipantToken.from_jwt(elsewhere.jwt, token=credentials.secret).project_id == other.id
+    async with httpx.AsyncClient() as http:  # the agent URL says the agent does not run here
+        upgrade = {"connection": "Upgrade", "upgrade": "websocket", "sec-websocket-version": "13", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ=="}
+        answer = await http.get(info.agent_url.replace("ws://", "http://"), headers={**upgrade, "authorization": f"Bearer {info.jwt}"})
+    assert answer.status_code == 501 and "managed agents do not run on the local server" in answer.json()["error"]["message"]
 
 
 def test_a_legacy_agent_url_is_read_in_the_current_form() -> None:

@@ -1,4 +1,4 @@
-"""Service accounts, API keys, participant tokens and `whoami` over REST (REST_API §14, §3),
+"""Service accounts, API keys, participant tokens and `whoami` over REST (protocol/rest.md §14, §3),
 against a real server on a real socket with our `Meshagent` client: keys made through REST are
 trusted from the moment they are made and refused from the moment they are deleted, as REST
 bearers and for signing participant tokens, while connected rooms go on."""
@@ -203,6 +203,11 @@ async def test_a_participant_token_as_rest_bearer(server: Server, credentials: C
         assert (who.type, who.id, who.email) == ("user", "pat", "pat")
         info = await participant.connect_room(project_id=own, room="hall")
         assert info.room_name == "hall"
+        minted, own_token = ParticipantToken.from_jwt(info.jwt, token=credentials.secret), ParticipantToken.from_jwt(jwt, validate=False)
+        # no more than its own token gives (the owner's connect_room would give full access)
+        assert (minted.name, minted.role, minted.get_api_grant().to_json()) == ("pat", own_token.role, own_token.get_api_grant().to_json())
+        with pytest.raises(PermissionDeniedError, match="may not connect as another user"):
+            await participant.connect_room(project_id=own, room="hall", email="owner@localhost")
         with pytest.raises(PermissionDeniedError, match="does not grant access to room 'lobby'"):
             await participant.connect_room(project_id=own, room="lobby")
         with pytest.raises(PermissionDeniedError, match="list_projects: a participant token may only call connect_room, whoami"):
@@ -222,6 +227,10 @@ async def test_rooms_of_other_projects(server: Server, credentials: Credentials)
         key = await owner.create_api_key(project_id=other.id, service_account_id=account.id, name="k", description="")
         with pytest.raises(NotFoundError, match="project 'nope' does not exist"):
             await owner.connect_room(project_id="nope", room="hall")
+    async with api(server, key.value) as native:  # a service account connects as itself
+        as_account = ParticipantToken.from_jwt((await native.connect_room(project_id=other.id, room="hall")).jwt, token=credentials.secret)
+        assert (as_account.name, as_account.role, as_account.get_api_grant()) == ("native", "agent", ApiScope.agent_default())
+    async with api(server, credentials.api_key) as owner:
 
         # the owner key signs for the other project; the other project's key for its own only
         with trio.fail_after(10):
@@ -332,3 +341,18 @@ def test_the_ring_trusts_exactly_the_live_keys(operations: list[tuple[str, int, 
         signed = ParticipantToken(name="o", project_id=claimed, api_key_id=owner.key_id).to_jwt(token=owner.secret)
         assert verify_token(ring, signed, None)[1] is ring.owner
     assert verify_api_key(owner.api_key, ring) is ring.owner
+
+
+async def test_a_project_key_sees_its_own_project_and_makes_none(server: Server, credentials: Credentials) -> None:
+    async with api(server, credentials.api_key) as owner:
+        other = await owner.create_project(name="other")
+        account = await owner.create_service_account(project_id=other.id, name="worker")
+        key = await owner.create_api_key(project_id=other.id, service_account_id=account.id, name="k", description="")
+        assert {p.id for p in (await owner.list_projects()).projects} == {credentials.project_id, other.id}
+        me = await owner.whoami()
+        await owner.update_user_profile(user_id=me.id, first_name="Grace")
+        assert (await owner.whoami()).user.first_name == "Grace"  # the owner's profile as it is now
+    async with api(server, key.value) as worker:
+        assert [p.id for p in (await worker.list_projects()).projects] == [other.id]
+        with pytest.raises(PermissionDeniedError, match="only the owner's key makes projects"):
+            await worker.create_project(name="mine")

@@ -317,6 +317,19 @@ async def test_room_volumes(server: Server, credentials: Credentials) -> None:
             await client.create_room_volume(project_id=own, room="vault", name="v", storage_class="juice")
 
 
+async def test_deleting_a_room_deletes_its_volumes(server: Server, credentials: Credentials) -> None:
+    own = credentials.project_id
+    async with api(server, credentials) as client:
+        room = await client.create_room(project_id=own, name="vault")
+        volume = await client.create_room_volume(project_id=own, room="vault", name="data")
+        directory = server.config.room_data_dir(own, "vault") / volume.subpath
+        (directory / "file.txt").write_text("x")
+        await client.delete_room(project_id=own, room_id=room.id)
+        assert not directory.exists()
+        await client.create_room(project_id=own, name="vault")  # the same name again: a new room
+        assert await client.list_room_volumes(project_id=own, room="vault") == []
+
+
 # --- the session recorder as a state machine -------------------------------------------------
 
 ROOMS = ("a", "b")

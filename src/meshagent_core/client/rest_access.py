@@ -1,4 +1,4 @@
-"""The official conveniences of `Meshagent` for access control (REST_API §6): methods that are more than one
+"""The official conveniences of `Meshagent` for access control (protocol/rest.md §6): methods that are more than one
 route call (paging loops, reshaped answers). `Meshagent` inherits them; they call `self.call`.
 
 Subjects and `permissions` may be given as models (`AccessSubject`, `ApiScope`) or as their

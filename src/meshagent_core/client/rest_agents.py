@@ -1,4 +1,4 @@
-"""The official conveniences of `Meshagent` for managed agents (REST_API §5): methods that are more than one
+"""The official conveniences of `Meshagent` for managed agents (protocol/rest.md §5): methods that are more than one
 route call (paging loops, reshaped answers). `Meshagent` inherits them; they call `self.call`.
 
 The routes carry an agent's configuration as JSON; these methods take a `ManagedAgentSpec` (or

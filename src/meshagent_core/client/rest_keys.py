@@ -1,5 +1,5 @@
 """The official conveniences of `Meshagent` for service accounts, API keys and participant
-tokens (REST_API §14): `mint_participant_token` answers the JWT text, and
+tokens (protocol/rest.md §14): `mint_participant_token` answers the JWT text, and
 `validate_participant_token` the decoded `ParticipantToken`. `Meshagent` inherits them; they
 call `self.call` (the route's own answer model is there for who wants it)."""
 

@@ -1,4 +1,4 @@
-"""The official conveniences of `Meshagent` for sessions (REST_API §19) and for room events and
+"""The official conveniences of `Meshagent` for sessions (protocol/rest.md §19) and for room events and
 volumes (§4): the official methods answer the list inside the route's answer, the participant
 counts as a dict, and a session or its events as plain JSON. `Meshagent` inherits them; they
 call `self.call` (the route's own answer model is there for who wants it)."""

@@ -1,4 +1,4 @@
-"""The project storage methods of `Meshagent` (REST_API §7), written out for their types: raw
+"""The project storage methods of `Meshagent` (protocol/rest.md §7), written out for their types: raw
 bytes both ways, as the official client has them (`upload(project_id=, path=, data=)` and
 `download(project_id=, path=) -> bytes`). `Meshagent` inherits them; they call `self.call`.
 

@@ -1,5 +1,5 @@
 """Routes of access control, with their models: IAM resource policies, groups and members,
-access tests (REST_API §6), and the seed documents' room grants, agent grants and agent-room
+access tests (protocol/rest.md §6), and the seed documents' room grants, agent grants and agent-room
 grants, which the local server stores as the same policies.
 
 Subjects travel as the official client sends them: `test_access`, `get_effective_access` and

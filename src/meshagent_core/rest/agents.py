@@ -1,4 +1,4 @@
-"""Routes and answers of managed agents (REST_API §5): CRUD, list pages and `connect_agent`.
+"""Routes and answers of managed agents (protocol/rest.md §5): CRUD, list pages and `connect_agent`.
 
 On the wire an agent's configuration travels as a JSON object (`AgentRecord.configuration`, the
 request bodies' `configuration`), so that every route round-trips any JSON; the client's

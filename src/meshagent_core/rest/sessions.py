@@ -1,4 +1,4 @@
-"""Routes of room sessions (REST_API §19) and their answer models.
+"""Routes of room sessions (protocol/rest.md §19) and their answer models.
 
 A session is one run of a room: from the moment its first participant joins to the moment the
 last one leaves (or it is terminated). Agent sessions are sessions of managed agents, listed

@@ -1,4 +1,4 @@
-"""Routes of project storage (REST_API §7): `upload` and `download`, raw bytes both ways, on
+"""Routes of project storage (protocol/rest.md §7): `upload` and `download`, raw bytes both ways, on
 paths without the `/accounts` prefix, each with the official client's own error messages."""
 
 from __future__ import annotations

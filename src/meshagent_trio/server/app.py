@@ -79,6 +79,10 @@ class Server:
             return True
         if request.path.startswith(ROOM_FILES):
             return await serve_room_file(request, self.config)
+        if request.path.startswith("/agents/") and request.path.endswith("/messages"):  # `connect_agent`'s agent_url
+            body = b'{"error": {"code": "not_implemented", "message": "managed agents do not run on the local server (they need an LLM); connect_agent tokens are real, the agent is not"}}'
+            await respond_json(request.stream, request.connection, 501, body, [("connection", "close")])
+            return False
         served = await serve_rest(request, self.rest)
         if served is not None:
             return served

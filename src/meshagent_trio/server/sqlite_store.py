@@ -31,8 +31,10 @@ _STATE_KEY = "_sqlite_store"
 class SqliteStore:
     """One SQLite connection, used by one worker thread at a time."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, foreign_keys: bool = False) -> None:
         self.path = path
+        #: enforce REFERENCES and ON DELETE (SQLite's default is off, per connection)
+        self.foreign_keys = foreign_keys
         self._connection: sqlite3.Connection | None = None
         self._lock = trio.Lock()  # fair: work runs in the order it was asked for
 
@@ -64,6 +66,8 @@ class SqliteStore:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=FULL")
             connection.execute("PRAGMA busy_timeout=5000")
+            if self.foreign_keys:  # outside a transaction: inside one SQLite ignores it
+                connection.execute("PRAGMA foreign_keys=ON")
             self._connection = connection
         return self._connection
 

@@ -1,4 +1,4 @@
-"""Service accounts, API keys, participant tokens and `whoami` (REST_API §14, §3) with the
+"""Service accounts, API keys, participant tokens and `whoami` (protocol/rest.md §14, §3) with the
 official `Meshagent` client against our server, and the official `RoomClient` joining with
 tokens signed by a key made through REST, before and after the key is deleted.
 

@@ -1,5 +1,5 @@
 """Access control: IAM resource policies, groups and their members, and the seed's room grants,
-agent grants and agent-room grants, which are policies too (REST_API §6). What the roles mean
+agent grants and agent-room grants, which are policies too (protocol/rest.md §6). What the roles mean
 is in `access_rules`.
 
 Tables:
@@ -106,6 +106,14 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )""",
         """CREATE TRIGGER policy_grants_of_deleted_rooms AFTER DELETE ON rooms BEGIN
             DELETE FROM policy_grants WHERE resource_type = 'room' AND resource_id = OLD.id;
+        END""",
+    ),
+    (  # a deleted service account (a table of the keys store) leaves no policies or memberships
+        """CREATE TRIGGER access_of_deleted_service_accounts AFTER DELETE ON service_accounts BEGIN
+            DELETE FROM policy_grants WHERE project_id = OLD.project_id
+                AND ((resource_type = 'service_account' AND resource_id = OLD.id)
+                     OR (subject_type = 'service_account' AND subject_key = OLD.id));
+            DELETE FROM group_members WHERE subject_type = 'service_account' AND subject_key = OLD.id;
         END""",
     ),
 ]

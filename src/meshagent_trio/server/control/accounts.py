@@ -1,4 +1,4 @@
-"""Users, project members, profiles and settings documents (REST_API §3).
+"""Users, project members, profiles and settings documents (protocol/rest.md §3).
 
 - `users`: every person the server knows, by id, with a unique e-mail (stored lower-cased).
   The owner user (`owner_user()`, the holder of the server's API key) is a row too
@@ -163,7 +163,6 @@ def _check_roles(roles: list[str]) -> list[str]:
 class AccountStore:
     def __init__(self, plane: "ControlPlane") -> None:
         self.plane = plane
-        self._seeded = False
 
     def owner_user(self) -> User:
         """The local server's single owner: the person holding the server's API key. Its id is
@@ -172,7 +171,8 @@ class AccountStore:
         return User(id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"meshagent-trio:owner:{project_id}")), email="owner@localhost", first_name="Local", last_name="Owner")
 
     def seed(self, db: sqlite3.Connection) -> None:
-        """Write the owner user and its `admin` membership of every project (idempotent)."""
+        """Write the owner user and its `admin` membership of every project (idempotent; the
+        control plane runs it at every start, after its migrations)."""
         owner = self.owner_user()
         db.execute(
             "INSERT OR IGNORE INTO users (id, email, first_name, last_name, is_owner, created_at) VALUES (?, ?, ?, ?, 1, ?)",
@@ -184,10 +184,7 @@ class AccountStore:
         )
 
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """`work` in one transaction of the control plane, once the owner is seeded."""
-        if not self._seeded:
-            await self.plane.run(self.seed)
-            self._seeded = True
+        """`work` in one transaction of the control plane."""
         return await self.plane.run(work)
 
     # --- users ------------------------------------------------------------------------------

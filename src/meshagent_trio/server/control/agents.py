@@ -1,4 +1,4 @@
-"""Managed agents (REST_API §5): one row per agent, its configuration (a `ManagedAgentSpec` as
+"""Managed agents (protocol/rest.md §5): one row per agent, its configuration (a `ManagedAgentSpec` as
 JSON, checked by the REST layer) and its name (`configuration.metadata.name`), unique per
 project. The local server stores agents; it does not run them (a managed agent needs an LLM)."""
 
@@ -29,6 +29,13 @@ MIGRATIONS: list[tuple[str, ...]] = [
             created_at TEXT NOT NULL,
             UNIQUE (project_id, name)
         )""",
+    ),
+    (  # a deleted agent leaves no policies on it or of it, and no group memberships
+        """CREATE TRIGGER access_of_deleted_agents AFTER DELETE ON agents BEGIN
+            DELETE FROM policy_grants WHERE project_id = OLD.project_id
+                AND ((resource_type = 'agent' AND resource_id = OLD.id) OR (subject_type = 'agent' AND subject_key = OLD.id));
+            DELETE FROM group_members WHERE subject_type = 'agent' AND subject_key = OLD.id;
+        END""",
     ),
 ]
 

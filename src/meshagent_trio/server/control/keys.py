@@ -1,4 +1,4 @@
-"""Service accounts and their API keys, per project (REST_API §14), and the live key ring.
+"""Service accounts and their API keys, per project (protocol/rest.md §14), and the live key ring.
 
 An API key's secret is stored as is, in `control.db`: the server must keep it to verify the
 participant JWTs signed with it (HS256 is symmetric), so a hash would not do. The data

@@ -68,7 +68,7 @@ def _room(row: sqlite3.Row | tuple[Any, ...]) -> Room:
 class ControlPlane:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self.store = SqliteStore(config.data_dir / FILE_NAME)
+        self.store = SqliteStore(config.data_dir / FILE_NAME, foreign_keys=True)
         self._ready = False
         self.keys = KeyStore(self)
         self.accounts = AccountStore(self)
@@ -83,7 +83,6 @@ class ControlPlane:
         return await self.store.run(work)
 
     def _migrate(self, db: sqlite3.Connection) -> None:
-        db.execute("PRAGMA foreign_keys=ON")
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version > len(MIGRATIONS):
             raise RuntimeError(f"{FILE_NAME} has schema version {version}, newer than this server ({len(MIGRATIONS)})")
@@ -105,11 +104,17 @@ class ControlPlane:
             "INSERT OR IGNORE INTO projects (id, name, project_key, created_at) VALUES (?, ?, NULL, ?)",
             (own, DEFAULT_PROJECT_NAME, now_iso()),
         )
+        self.accounts.seed(db)
 
     # --- projects ---------------------------------------------------------------------------
 
+    def _project(self, id: str, name: str, key: str | None, created_at: str) -> ProjectInfo:
+        """A project as REST shows it: owned by the owner user; its key is its id unless one
+        was set (see `accounts.project_by_key`)."""
+        return ProjectInfo(id=id, name=name, owner_user_id=self.accounts.owner_user().id, project_key=key or id, created_at=created_at)
+
     async def create_project(self, name: str) -> ProjectInfo:
-        project = ProjectInfo(id=str(uuid.uuid4()), name=name, created_at=now_iso())
+        project = self._project(str(uuid.uuid4()), name, None, now_iso())
 
         def work(db: sqlite3.Connection) -> None:
             db.execute("INSERT INTO projects (id, name, created_at) VALUES (?, ?, ?)", (project.id, name, project.created_at))
@@ -119,13 +124,13 @@ class ControlPlane:
 
     async def list_projects(self) -> list[ProjectInfo]:
         rows = await self.run(lambda db: db.execute("SELECT id, name, project_key, created_at FROM projects ORDER BY created_at, id").fetchall())
-        return [ProjectInfo(id=i, name=n, project_key=k, created_at=c) for i, n, k, c in rows]
+        return [self._project(*row) for row in rows]
 
     async def get_project(self, project_id: str) -> ProjectInfo:
         row = await self.run(lambda db: db.execute("SELECT id, name, project_key, created_at FROM projects WHERE id = ?", (project_id,)).fetchone())
         if row is None:
             raise NotFound(f"project {project_id!r} does not exist")
-        return ProjectInfo(id=row[0], name=row[1], project_key=row[2], created_at=row[3])
+        return self._project(*row)
 
     # --- rooms ------------------------------------------------------------------------------
 
@@ -203,8 +208,11 @@ class ControlPlane:
 
     async def delete_room(self, project_id: str, room_id: str) -> None:
         def work(db: sqlite3.Connection) -> None:
-            if db.execute("DELETE FROM rooms WHERE project_id = ? AND id = ?", (project_id, room_id)).rowcount == 0:
+            row = db.execute("SELECT name FROM rooms WHERE project_id = ? AND id = ?", (project_id, room_id)).fetchone()
+            if row is None:
                 raise NotFound(f"room id {room_id!r} does not exist")
+            self.sessions.volumes.remove_room_volumes(db, project_id, room_id, row[0])
+            db.execute("DELETE FROM rooms WHERE id = ?", (room_id,))  # its policies go too (a trigger)
 
         await self.run(work)
 

@@ -1,4 +1,4 @@
-"""Room sessions, their participants and events, and room volumes (REST_API §4, §19).
+"""Room sessions, their participants and events, and room volumes (protocol/rest.md §4, §19).
 
 A session is one run of a room: it starts when the first participant joins the room and ends
 when the last one leaves, or when REST terminates or kills it. The server's top floor records
@@ -493,6 +493,12 @@ class VolumeStore:
             return self._volume(db, room_id, volume_id)
 
         return await self.plane.run(work)
+
+    def remove_room_volumes(self, db: sqlite3.Connection, project_id: str, room_id: str, room_name: str) -> None:
+        """Inside the transaction that deletes a room: its volumes' records and directories."""
+        for volume in self._volumes(db, "v.room_id = ?", (room_id,)):
+            db.execute("DELETE FROM room_volumes WHERE id = ?", (volume.id,))
+            _remove_tree(self._directory(project_id, room_name, volume.subpath))
 
     async def delete(self, project_id: str, room: str, volume_id: str) -> StorageVolume:
         """Remove the record and the directory with what it holds; answers the volume as it was."""

@@ -1,4 +1,4 @@
-"""REST handlers of access control: IAM policies, groups, room/agent grants (REST_API §6, seed).
+"""REST handlers of access control: IAM policies, groups, room/agent grants (protocol/rest.md §6, seed).
 
 What they mean (roles, relations, room scopes) is in `control.access` and `control.access_rules`.
 Policies on repositories, feeds, secrets and custom domains answer 501: the local server does

@@ -1,4 +1,4 @@
-"""REST handlers of project members, profiles, settings documents and sysadmin users (REST_API §3).
+"""REST handlers of project members, profiles, settings documents and sysadmin users (protocol/rest.md §3).
 
 - `user_id` "me" in a profile route is the caller (the owner's key: the owner user).
 - Members: roles are `ProjectRole`s (checked by the route); the owner user is `admin` of every

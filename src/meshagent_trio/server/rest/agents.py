@@ -1,4 +1,4 @@
-"""REST handlers of managed agents (REST_API §5).
+"""REST handlers of managed agents (protocol/rest.md §5).
 
 The local server stores managed agents (their `ManagedAgentSpec`, checked as the official model
 checks it: 400 naming the field) but does not run them: a managed agent needs an LLM.
@@ -22,6 +22,7 @@ from meshagent_core.tokens import ApiScope, ParticipantToken
 
 from ..control import ControlError
 from .context import Caller, Handler, NotImplementedHere, RestContext
+from .holders import token_holder
 
 
 def checked_configuration(method: str, configuration: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -76,14 +77,11 @@ async def connect_agent(context: RestContext, a: dict[str, Any], caller: Caller)
     credentials = context.config.credentials
     project_id = a["project_id"]
     agent = await context.control.agents.get_agent(project_id, a["agent"])
-    if project_id != credentials.project_id:
-        raise NotImplementedHere("connect_agent: agents of projects other than the server's own are not served yet")
-    token = ParticipantToken(
-        name=a.get("email") or context.control.accounts.owner_user().email, project_id=project_id, api_key_id=credentials.key_id
-    )
-    token.add_role_grant("user")
+    holder = await token_holder(context, caller, project_id, a.get("email"))
+    token = ParticipantToken(name=holder.name, project_id=project_id, api_key_id=credentials.key_id)
+    token.add_role_grant(holder.role)
     token.add_agent_grant(agent.name)
-    token.add_api_grant(ApiScope.user_default())
+    token.add_api_grant(holder.scope or ApiScope.user_default())
     return AgentConnectionInfo(
         jwt=token.to_jwt(token=credentials.secret), agent_name=agent.name, project_id=project_id, agent_url=agent_url(context, project_id, agent.name)
     )

@@ -1,4 +1,4 @@
-"""REST handlers of service accounts, API keys, participant tokens and `whoami` (REST_API §14,
+"""REST handlers of service accounts, API keys, participant tokens and `whoami` (protocol/rest.md §14,
 §3), and who a REST bearer is (`bearer_caller`, used by `front.authenticate`).
 
 A bearer is one of:
@@ -177,7 +177,7 @@ async def whoami(context: RestContext, a: dict[str, Any], caller: Caller) -> Who
     if caller.kind == "participant":
         user = User(id=caller.name or "", email=caller.name or "")
     elif caller.kind == "owner":
-        user = context.control.accounts.owner_user()
+        user = await context.control.accounts.get_user(context.control.accounts.owner_user().id)  # with profile edits
     else:
         raise Forbidden("whoami needs credentials")
     return WhoAmI(id=user.id, email=user.email, type="user", user=user)

@@ -1,4 +1,4 @@
-"""REST handlers of the deployment config and projects (REST_API §2–3)."""
+"""REST handlers of the deployment config and projects (protocol/rest.md §2–3)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from meshagent_core.rest.models import DeploymentConfig, DeploymentDomains, ProjectList
 
-from ..control import NotFound
+from ..control import Forbidden, NotFound
 from .context import Caller, Handler, RestContext, server_version
 
 
@@ -15,11 +15,15 @@ async def get_config(context: RestContext, a: dict[str, Any], caller: Caller) ->
 
 
 async def create_project(context: RestContext, a: dict[str, Any], caller: Caller) -> Any:
+    if caller.project_id is not None:
+        raise Forbidden("create_project: the credentials belong to a project; only the owner's key makes projects")
     return await context.control.create_project(a["name"])
 
 
 async def list_projects(context: RestContext, a: dict[str, Any], caller: Caller) -> Any:
-    return ProjectList(projects=await context.control.list_projects())
+    """Every project for the owner; the caller's own for credentials of a project."""
+    projects = await context.control.list_projects()
+    return ProjectList(projects=[p for p in projects if caller.project_id in (None, p.id)])
 
 
 async def get_project(context: RestContext, a: dict[str, Any], caller: Caller) -> Any:

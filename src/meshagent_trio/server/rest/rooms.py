@@ -1,4 +1,4 @@
-"""REST handlers of rooms and `connect_room` (REST_API §4)."""
+"""REST handlers of rooms and `connect_room` (protocol/rest.md §4)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 from meshagent_core.rest.models import RoomConnectionInfo, RoomsPage
 from meshagent_core.tokens import ParticipantToken
 
-from ..control import Forbidden
 from .context import Caller, Handler, NotImplementedHere, RestContext, RoomDisabled
+from .holders import token_holder
 
 
 async def create_room(context: RestContext, a: dict[str, Any], caller: Caller) -> Any:
@@ -49,15 +49,12 @@ async def connect_room(context: RestContext, a: dict[str, Any], caller: Caller) 
     await context.control.get_project(project_id)  # 404 for an unknown project
     if not await context.control.room_enabled(project_id, room):
         raise RoomDisabled("This room is currently disabled.")
-    user = context.control.accounts.owner_user()
-    if a.get("email"):  # impersonation: the token is that user's, with that user's access to the room
-        found = await context.control.access.user_by_email(a["email"])
-        if found is None:
-            raise Forbidden(f"{a['email']} is not a member of project {project_id!r} and has no grant to the room {room!r}")
-        user = found
-    scope = await context.control.access.room_scope(project_id, room, user.id)  # 403 without access
-    token = ParticipantToken(name=user.email, project_id=project_id, api_key_id=credentials.key_id)
-    token.add_role_grant("user")
+    holder = await token_holder(context, caller, project_id, a.get("email"))
+    scope = holder.scope
+    if scope is None:
+        scope = await context.control.access.room_scope(project_id, room, holder.user_id)  # 403 without access
+    token = ParticipantToken(name=holder.name, project_id=project_id, api_key_id=credentials.key_id)
+    token.add_role_grant(holder.role)
     token.add_room_grant(room)
     token.add_api_grant(scope)
     return RoomConnectionInfo(  # signed by the server's key, which signs for every project

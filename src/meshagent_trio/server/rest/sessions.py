@@ -1,4 +1,4 @@
-"""REST handlers of room sessions (REST_API §19), and of room status, room events and room
+"""REST handlers of room sessions (protocol/rest.md §19), and of room status, room events and room
 volumes (§4), over the control plane's session store (`control.sessions`).
 
 What the local server does not have, it answers truthfully:

@@ -1,4 +1,4 @@
-"""REST handlers of project storage (REST_API §7): `upload` and `download`, raw bytes, in the
+"""REST handlers of project storage (protocol/rest.md §7): `upload` and `download`, raw bytes, in the
 project's own storage folder (`config.project_storage_dir`, not a room's storage).
 
 Paths are the room storage's (`storage_paths.canonical_path`: relative, no `..`, no empty
