@@ -22,7 +22,7 @@ WEBHOOKS = "webhook events and WebhookServer (issue 14)"
 DATASETS = "the dataset toolkit (issue 15)"
 SQLITE = "the sqlite toolkit (issue 15)"
 SERVICES = "service specs and requirements (issue 14)"
-AGENTS = "managed agents and the official agent content models, not part of the room protocol"
+AGENTS = "the official agent content models, not part of the room protocol"
 UNUSED = "an internal constant of the official package, not needed by the room protocol"
 DEPRECATED = "deprecated in 0.56 itself (it says: create a ParticipantToken / WebSocketClientProtocol directly)"
 
@@ -31,9 +31,6 @@ NOT_YET: dict[str, str] = {
     **dict.fromkeys(
         [
             "AgentAudioContent", "AgentContent", "AgentFileContent", "AgentInputContent", "AgentTextContent",
-            "AllowedAnthropicModel", "AllowedGrokModel", "AllowedModel", "AllowedOpenAIModel",
-            "ManagedAgentImageGeneration", "ManagedAgentMetadata", "ManagedAgentRunAs", "ManagedAgentSpec",
-            "ManagedAgentToolkit", "ManagedAgentWebFetch", "ManagedAgentWebSearch",
         ],
         AGENTS,
     ),
@@ -41,7 +38,7 @@ NOT_YET: dict[str, str] = {
         [
             "CreateProjectRepositoryRequest", "CreateProjectRequest", "CreateRepositoryTokenRequest",
             "FULL_OAUTH_SCOPE", "FULL_OAUTH_SCOPES",
-            "ProjectRepository", "ProjectsPage", "RepositoryToken",
+            "ProjectRepository", "RepositoryToken",
             "UpdateProjectRepositoryRequest",
         ],
         REST,

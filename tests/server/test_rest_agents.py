@@ -127,7 +127,7 @@ def test_the_rich_spec_is_read_with_the_official_normalizations() -> None:
     spec = read_agent_spec(RICH_SPEC)
     assert spec.name == "big agent" and spec.run_as.email == "bot@example.com"
     assert spec.run_as.scopes == ["secrets:read", "llm_proxy"]
-    assert [type(toolkit).__name__ for toolkit in spec.toolkits] == ["WebSearchToolkit", "WebFetchToolkit", "ImageGenerationToolkit", "McpToolkit"]
+    assert [type(toolkit).__name__ for toolkit in spec.toolkits] == ["ManagedAgentWebSearch", "ManagedAgentWebFetch", "ManagedAgentImageGeneration", "McpToolkit"]
 
 
 BAD_SPECS = [

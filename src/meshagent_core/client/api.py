@@ -14,7 +14,20 @@ from ..content import (
 )
 from ..errors import ConnectionLost, ErrorCode, RoomException
 from ..rest import ConflictError, NotFoundError, PermissionDeniedError, RoomDisabledError, ServerError, ValidationErrorResponse
-from ..rest.models import ProjectInfo, RoomStatus
+from ..rest.agent_spec import (
+    AllowedAnthropicModel,
+    AllowedGrokModel,
+    AllowedModel,
+    AllowedOpenAIModel,
+    ManagedAgentImageGeneration,
+    ManagedAgentMetadata,
+    ManagedAgentRunAs,
+    ManagedAgentSpec,
+    ManagedAgentToolkit,
+    ManagedAgentWebFetch,
+    ManagedAgentWebSearch,
+)
+from ..rest.models import ProjectInfo, ProjectsPage, RoomStatus
 from ..sync import ChildProperty, DocumentChange, Element, ElementType, MeshDocument, MeshSchema, TextNode, ValueProperty
 from ..tokens import (
     AdminGrant,
@@ -73,6 +86,10 @@ from .sync import DocumentChanges
 __all__ = [
     "AdminGrant",
     "AgentsGrant",
+    "AllowedAnthropicModel",
+    "AllowedGrokModel",
+    "AllowedModel",
+    "AllowedOpenAIModel",
     "ApiKey",
     "ApiScope",
     "BinaryContent",
@@ -103,6 +120,13 @@ __all__ = [
     "LivekitGrant",
     "LocalFileChanged",
     "LocalParticipant",
+    "ManagedAgentImageGeneration",
+    "ManagedAgentMetadata",
+    "ManagedAgentRunAs",
+    "ManagedAgentSpec",
+    "ManagedAgentToolkit",
+    "ManagedAgentWebFetch",
+    "ManagedAgentWebSearch",
     "MemoryEntryGrant",
     "MemoryGrant",
     "MemoryPermissions",
@@ -121,6 +145,7 @@ __all__ = [
     "PermissionDeniedError",
     "PresenceEvent",
     "ProjectInfo",
+    "ProjectsPage",
     "QueuesGrant",
     "RawOutputsContent",
     "Reconnected",

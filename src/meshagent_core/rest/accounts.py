@@ -8,7 +8,7 @@ from typing import Any, Literal, get_args
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from .models import DeploymentConfig, JsonObject, ProjectInfo, ProjectList, ProjectUsersPage, User, UsersPage, WhoAmI
+from .models import DeploymentConfig, JsonObject, ProjectInfo, ProjectsPage, ProjectUsersPage, User, UsersPage, WhoAmI
 from .routes import Route
 
 PROJECT = "/accounts/projects/{project_id}"
@@ -97,7 +97,7 @@ class SysadminUsersQuery(msgspec.Struct, kw_only=True):
 ROUTES = [
     Route("get_config", "GET", "/config", DeploymentConfig),
     Route("create_project", "POST", "/accounts/projects", ProjectInfo, body=CreateProjectBody),
-    Route("list_projects", "GET", "/accounts/projects", ProjectList),
+    Route("list_projects", "GET", "/accounts/projects", ProjectsPage),
     Route("get_project", "GET", PROJECT, ProjectInfo, aliases=("get_project_info",)),
     Route("get_project_by_key", "GET", "/accounts/projects/by-key/{project_key}", ProjectInfo),
     Route("add_user_to_project", "POST", PROJECT + "/users", Any, body=AddProjectUserBody),

@@ -63,7 +63,7 @@ class AllowedGrokModel(msgspec.Struct, kw_only=True, tag_field="provider", tag="
 AllowedModel = AllowedOpenAIModel | AllowedAnthropicModel | AllowedGrokModel
 
 
-class RunAs(Strict, kw_only=True):
+class ManagedAgentRunAs(Strict, kw_only=True):
     #: the service account e-mail the agent runs as (lower-cased)
     email: str
     scopes: list[str] = msgspec.field(default_factory=lambda: ["secrets:proxy", "llm_proxy"])
@@ -75,16 +75,16 @@ class RunAs(Strict, kw_only=True):
         self.scopes = list(dict.fromkeys(scope.strip() for scope in self.scopes if scope.strip()))
 
 
-class WebSearchToolkit(Strict, kw_only=True, tag_field="type", tag="web_search"):
+class ManagedAgentWebSearch(Strict, kw_only=True, tag_field="type", tag="web_search"):
     allowed_domains: list[str] | None = None
     blocked_domains: list[str] | None = None
 
 
-class WebFetchToolkit(Strict, kw_only=True, tag_field="type", tag="web_fetch"):
+class ManagedAgentWebFetch(Strict, kw_only=True, tag_field="type", tag="web_fetch"):
     pass
 
 
-class ImageGenerationToolkit(Strict, kw_only=True, tag_field="type", tag="image_generation"):
+class ManagedAgentImageGeneration(Strict, kw_only=True, tag_field="type", tag="image_generation"):
     background: Literal["transparent", "opaque", "auto"] | None = None
     input_image_mask_url: str | None = None
     model: str | None = None
@@ -117,7 +117,7 @@ class McpToolkit(Strict, kw_only=True, tag_field="type", tag="mcp"):
     servers: list[McpServer]
 
 
-Toolkit = WebSearchToolkit | WebFetchToolkit | ImageGenerationToolkit | McpToolkit
+ManagedAgentToolkit = ManagedAgentWebSearch | ManagedAgentWebFetch | ManagedAgentImageGeneration | McpToolkit
 
 
 # --- python tools, connections, environment ---------------------------------------------------
@@ -379,7 +379,7 @@ class Guardrails(Strict, kw_only=True):
 # --- the spec ---------------------------------------------------------------------------------
 
 
-class AgentMetadata(Strict, kw_only=True):
+class ManagedAgentMetadata(Strict, kw_only=True):
     #: the agent's name, unique in its project (trimmed and lower-cased)
     name: str
     annotations: dict[str, str] = msgspec.field(default_factory=dict)
@@ -394,14 +394,14 @@ class ManagedAgentSpec(Strict, kw_only=True):
     version: Literal["v1"] = "v1"
     kind: Literal["ManagedAgent"] = "ManagedAgent"
     id: str | None = None
-    metadata: AgentMetadata
+    metadata: ManagedAgentMetadata
     allowed_models: list[AllowedModel]
     guardrails: Guardrails | None = None
-    run_as: RunAs | None = None
+    run_as: ManagedAgentRunAs | None = None
     llm_delegation: Literal["required", "optional"] = "optional"
     thread_isolation: Literal["global", "participant"] = "global"
     instructions: str | None = None
-    toolkits: list[Toolkit] | None = None
+    toolkits: list[ManagedAgentToolkit] | None = None
     tools: list[PythonTool] = msgspec.field(default_factory=list)
     connections: dict[str, HttpConnection] = msgspec.field(default_factory=dict)
     environment: list[EnvironmentVariable] = msgspec.field(default_factory=list)
@@ -452,10 +452,10 @@ def _without_legacy_authorization(toolkit: Any) -> Any:
 
 
 __all__ = [
-    "AgentMetadata",
+    "ManagedAgentMetadata",
     "AllowedModel",
     "ManagedAgentSpec",
-    "Toolkit",
+    "ManagedAgentToolkit",
     "check_strict_schema",
     "read_agent_spec",
 ]

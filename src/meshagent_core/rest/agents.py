@@ -15,7 +15,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from .accounts import PROJECT
-from .agent_spec import AgentMetadata, AllowedModel, ManagedAgentSpec, Toolkit, check_strict_schema, read_agent_spec
+from .agent_spec import ManagedAgentMetadata, AllowedModel, ManagedAgentSpec, ManagedAgentToolkit, check_strict_schema, read_agent_spec
 from .models import JsonObject, Model
 from .routes import Route
 
@@ -117,7 +117,7 @@ ROUTES = [
 __all__ = [
     "AGENT_NOT_FOUND",
     "AgentConnectionInfo",
-    "AgentMetadata",
+    "ManagedAgentMetadata",
     "AgentRecord",
     "AgentsPage",
     "AllowedModel",
@@ -125,7 +125,7 @@ __all__ = [
     "ManagedAgentSpec",
     "ManagedAgentsPage",
     "ROUTES",
-    "Toolkit",
+    "ManagedAgentToolkit",
     "agent_url_path",
     "check_strict_schema",
     "current_agent_url",

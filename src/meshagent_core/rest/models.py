@@ -45,7 +45,7 @@ class ProjectInfo(Model):
     created_at: str | None = None
 
 
-class ProjectList(Model):
+class ProjectsPage(Model):
     projects: list[ProjectInfo]
 
 
@@ -203,7 +203,7 @@ __all__ = [
     "MintedToken",
     "Model",
     "ProjectInfo",
-    "ProjectList",
+    "ProjectsPage",
     "ProjectUser",
     "ProjectUsersPage",
     "RevokedKeys",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from meshagent_core.rest.models import DeploymentConfig, DeploymentDomains, ProjectList
+from meshagent_core.rest.models import DeploymentConfig, DeploymentDomains, ProjectsPage
 
 from ..control import Forbidden, NotFound
 from .context import Caller, Handler, RestContext, server_version
@@ -23,7 +23,7 @@ async def create_project(context: RestContext, a: dict[str, Any], caller: Caller
 async def list_projects(context: RestContext, a: dict[str, Any], caller: Caller) -> Any:
     """Every project for the owner; the caller's own for credentials of a project."""
     projects = await context.control.list_projects()
-    return ProjectList(projects=[p for p in projects if caller.project_id in (None, p.id)])
+    return ProjectsPage(projects=[p for p in projects if caller.project_id in (None, p.id)])
 
 
 async def get_project(context: RestContext, a: dict[str, Any], caller: Caller) -> Any:
