@@ -71,6 +71,21 @@ class RestCalls:
     gather: common.Gather
 
 
+def rest_calls(api: Any, gather: common.Gather) -> RestCalls:
+    """The calls, on either client: ours and the official one have the same methods."""
+
+    async def project_id() -> str:
+        return (await api.list_projects()).projects[0].id
+
+    return RestCalls(
+        project_id=project_id,
+        create_room=lambda project, name: api.create_room(project_id=project, name=name),
+        connect_room=lambda project, room: api.connect_room(project_id=project, room=room),
+        list_rooms=lambda project: api.list_rooms(project_id=project),
+        gather=gather,
+    )
+
+
 def _percentiles(prefix: str, samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
     return {
@@ -144,18 +159,7 @@ async def _ours(api_url: str, args: argparse.Namespace) -> dict[str, Any]:
     from meshagent_trio import Meshagent
 
     async with Meshagent(base_url=api_url) as api:
-
-        async def project_id() -> str:
-            return (await api.list_projects()).projects[0].id
-
-        calls = RestCalls(
-            project_id=project_id,
-            create_room=lambda project, name: api.create_room(project_id=project, name=name),
-            connect_room=lambda project, room: api.connect_room(project_id=project, room=room),
-            list_rooms=lambda project: api.list_rooms(project_id=project),
-            gather=_trio_gather,
-        )
-        return await measure_rest(calls, args, "ours")
+        return await measure_rest(rest_calls(api, _trio_gather), args, "ours")
 
 
 def _ours_worker(api_url: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -177,18 +181,7 @@ async def _official(api_url: str, args: argparse.Namespace) -> dict[str, Any]:
     from meshagent.api import Meshagent
 
     async with Meshagent(base_url=api_url, token=os.environ["MESHAGENT_API_KEY"]) as api:
-
-        async def project_id() -> str:
-            return (await api.list_projects()).projects[0].id
-
-        calls = RestCalls(
-            project_id=project_id,
-            create_room=lambda project, name: api.create_room(project_id=project, name=name),
-            connect_room=lambda project, room: api.connect_room(project_id=project, room=room),
-            list_rooms=lambda project: api.list_rooms(project_id=project),
-            gather=common.asyncio_gather,
-        )
-        return await measure_rest(calls, args, "official")
+        return await measure_rest(rest_calls(api, common.asyncio_gather), args, "official")
 
 
 def _official_worker(api_url: str, args: argparse.Namespace) -> dict[str, Any]:

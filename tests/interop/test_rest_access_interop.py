@@ -18,12 +18,14 @@ from meshagent_core.tokens import ApiScope, ParticipantToken
 
 pytestmark = pytest.mark.interop
 
-SCRIPT = Path(__file__).parent / "official_scripts" / "rest_access_calls.py"
+SCRIPT = Path(__file__).parent / "official_scripts" / "rest_calls.py"
+#: the official models these arguments are made of
+MODELS = {"subject": "AccessSubject", "resource": "AccessResource", "permissions": "dict:ApiScope"}
 ANN = {"type": "user", "email": "ann@example.com"}
 
 
 def run_official(official_python: str, server_process: Any, calls: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
-    payload = json.dumps([{"method": method, "kwargs": kwargs} for method, kwargs in calls])
+    payload = json.dumps([{"method": method, "kwargs": kwargs, "models": MODELS} for method, kwargs in calls])
     result = subprocess.run(
         [official_python, str(SCRIPT), server_process.api_url, server_process.api_key], input=payload, capture_output=True, text=True, timeout=120
     )
@@ -95,7 +97,7 @@ async def test_the_official_client_manages_access(official_python: str, server_p
     assert returned[19] == {"allowed": False}
     assert results[20]["raised"] == "PermissionDeniedError" and "ann@example.com is not a member" in results[20]["message"]
     assert returned[22] == []
-    assert results[24] == {"raised": "RoomException", "message": "group not found", "status_code": 400}
+    assert results[24] == {"raised": "RoomException", "message": "group not found", "status_code": 400, "code": 1002}
     assert results[26]["raised"] == "ConflictError" and "group 'twice' already exists" in results[26]["message"]
     assert results[27]["raised"] == "NotFoundError" and "has no grant on room" in results[27]["message"]
     assert results[28]["raised"] == "ValidationErrorResponse" and "'feed_manager' is not a role of a room" in results[28]["message"]

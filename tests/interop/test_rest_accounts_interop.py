@@ -22,7 +22,7 @@ from meshagent_core.rest.agents import read_agent_spec
 
 pytestmark = pytest.mark.interop
 
-SCRIPT = Path(__file__).parent / "official_scripts" / "rest_model_calls.py"
+SCRIPT = Path(__file__).parent / "official_scripts" / "rest_calls.py"
 ADA = "ada@example.com"
 
 

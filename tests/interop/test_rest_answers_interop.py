@@ -126,6 +126,12 @@ def test_the_official_client_against_our_rest_front(official_python: str, server
         {"method": "create_room", "kwargs": {"project_id": project, "name": "official-room"}},
         {"method": "get_room", "kwargs": {"project_id": project, "name": "missing"}},
         {"method": "list_rooms_page", "kwargs": {"project_id": project, "filter": "name:official"}},
+        {"method": "get_project_info", "kwargs": {"project_id": project}},
+        {"method": "update_room", "kwargs": {"project_id": project, "room_id": "$1.id", "name": "renamed", "metadata": {"k": 2}, "enabled": False}},
+        {"method": "get_room", "kwargs": {"project_id": project, "name": "renamed"}},
+        {"method": "connect_room", "kwargs": {"project_id": project, "room": "renamed"}},
+        {"method": "delete_room", "kwargs": {"project_id": project, "room_id": "$1.id"}},
+        {"method": "get_room", "kwargs": {"project_id": project, "name": "renamed"}},
     ]
     result = subprocess.run(
         [official_python, str(SCRIPT), server_process.api_url, server_process.api_key],
@@ -135,7 +141,8 @@ def test_the_official_client_against_our_rest_front(official_python: str, server
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    config, created, again, got, listed, connected, projects, duplicate, missing, unserved = json.loads(result.stdout)
+    config, created, again, got, listed, connected, projects, duplicate, missing, unserved, *rest = json.loads(result.stdout)
+    info, updated, renamed, disabled, deleted, gone = rest
     assert config["returned"]["domains"]["api"] == server_process.api_url and config["returned"]["version"]
     assert created["returned"]["name"] == "official-room" and created["returned"]["metadata"] == {"k": 1}
     assert again["returned"] == created["returned"] == got["returned"]
@@ -147,3 +154,8 @@ def test_the_official_client_against_our_rest_front(official_python: str, server
     assert missing == {"raised": "RoomException", "message": "room not found", "status_code": 400, "code": 1002}
     assert unserved["raised"] == "ServerError" and unserved["message"].startswith("Status=501, body=")
     assert "list_rooms: filter and view are not implemented" in unserved["message"]
+    assert info["returned"]["id"] == project
+    assert "raised" not in updated and "raised" not in deleted
+    assert renamed["returned"] == {**created["returned"], "name": "renamed", "metadata": {"k": 2}, "enabled": False}
+    assert (disabled["raised"], disabled["message"], disabled["status_code"]) == ("RoomDisabledError", "This room is currently disabled.", 423)
+    assert gone == missing

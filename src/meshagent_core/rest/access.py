@@ -13,12 +13,12 @@ participant token of that user carries in that room).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from .accounts import PROJECT
+from .accounts import PROJECT, ProjectRole
 from .models import JsonObject, Model, Room
 from .routes import Route
 
@@ -26,20 +26,7 @@ AccessSubjectType = Literal["user", "group", "agent", "service_account", "userse
 AccessResourceType = Literal["project", "room", "agent", "group", "repository", "feed", "secret", "service_account", "custom_domain"]
 UsersetRelation = Literal["member", "developer", "agent", "service_account"]
 
-PROJECT_ROLES = (
-    "member", "admin", "developer", "room_creator", "room_inventory", "room_manager", "session_inventory",
-    "agent_creator", "agent_inventory", "agent_manager", "repository_creator", "repository_inventory",
-    "repository_manager", "feed_creator", "feed_inventory", "feed_manager", "oauth_client_creator",
-    "oauth_client_inventory", "oauth_client_manager", "api_key_creator", "api_key_inventory", "api_key_manager",
-    "service_creator", "service_inventory", "service_manager", "service_account_creator",
-    "service_account_inventory", "service_account_manager", "participant_token_creator", "mailbox_creator",
-    "mailbox_inventory", "mailbox_manager", "route_creator", "route_inventory", "route_manager",
-    "custom_domain_creator", "custom_domain_inventory", "custom_domain_manager", "scheduled_task_creator",
-    "scheduled_task_inventory", "scheduled_task_manager", "feed_subscription_creator",
-    "feed_subscription_inventory", "feed_subscription_manager", "llm_logger_creator", "llm_logger_inventory",
-    "llm_logger_manager", "llm_proxy_user", "llm_quota_manager", "usage_reporter", "billing_manager",
-    "group_manager", "user_profile_editor",
-)  # fmt: skip
+PROJECT_ROLES: tuple[str, ...] = get_args(ProjectRole)
 RESOURCE_ROLES = ("viewer", "operator", "developer", "admin")
 ROOM_ROLES = ("site_user", "guest", "viewer", "operator", "developer", "admin")
 FEED_ROLES = ("reader", "subscriber", "publisher", "manager")
@@ -82,15 +69,8 @@ class SubjectRef(Model):
     relation: UsersetRelation | None = None
 
 
-class MemberSubject(msgspec.Struct, kw_only=True):
+class MemberSubject(SubjectRef, omit_defaults=False):
     """`AccessSubject` as `set_group_member` sends it: no names, the other fields null when not given."""
-
-    type: AccessSubjectType
-    id: str | None = None
-    name: str | None = None
-    email: str | None = None
-    object_type: Literal["project"] | None = None
-    relation: UsersetRelation | None = None
 
 
 class AccessResource(Model):

@@ -1,11 +1,29 @@
-"""Run by the official interpreter: call `Meshagent` methods against a server and print, as
-JSON, what each call returned or raised (class, message, status_code, code)."""
+"""Run by the official interpreter: call `Meshagent` methods against a server, in order, and print
+as JSON what each call returned or raised (class, message, status_code, code).
+
+    python rest_calls.py BASE_URL [TOKEN] < calls.json
+
+Each call is `{"method", "kwargs", "models"?}`:
+- `models` maps an argument to the official model it is built from (`AccessSubject`,
+  `ManagedAgentSpec`, …), or `dict:<Model>` for a mapping of such models (`permissions`);
+- a string `"$N.a.0.b"` anywhere in the arguments is the value at that path in what call N
+  returned (ids made by earlier calls), as a value or as a key;
+- a call `{"method": "validate:<Model>", "kwargs": {"value": …}}` only reads `value` into the
+  model and returns its full JSON form (`model_dump`).
+"""
 
 import asyncio
 import json
 import sys
 
 from meshagent.api import Meshagent
+from meshagent.api.client import AccessResource, AccessSubject, UpdateUserProfileRequest
+from meshagent.api.managed_agents import ManagedAgentSpec
+from meshagent.api.participant_token import ApiScope
+
+MODELS = {
+    model.__name__: model for model in (AccessResource, AccessSubject, ApiScope, ManagedAgentSpec, UpdateUserProfileRequest)
+}
 
 
 def dump(value):
@@ -17,12 +35,43 @@ def dump(value):
     return value
 
 
+def resolve(value, results):
+    if isinstance(value, str) and value.startswith("$") and "." in value:
+        index, *path = value[1:].split(".")
+        found = results[int(index)]["returned"]
+        for step in path:
+            found = found[int(step)] if isinstance(found, list) else found[step]
+        return found
+    if isinstance(value, dict):
+        return {resolve(key, results): resolve(item, results) for key, item in value.items()}
+    if isinstance(value, list):
+        return [resolve(item, results) for item in value]
+    return value
+
+
+def build(model_name, value):
+    if model_name.startswith("dict:"):
+        model = MODELS[model_name[5:]]
+        return None if value is None else {key: model.model_validate(item) for key, item in value.items()}
+    return MODELS[model_name].model_validate(value)
+
+
+async def call(client, request, results):
+    kwargs = resolve(request["kwargs"], results)
+    for name, model_name in request.get("models", {}).items():
+        if name in kwargs:
+            kwargs[name] = build(model_name, kwargs[name])
+    if request["method"].startswith("validate:"):  # the model alone: its full JSON form
+        return MODELS[request["method"][9:]].model_validate(kwargs["value"]).model_dump(mode="json")
+    return await getattr(client, request["method"])(**kwargs)
+
+
 async def main(base_url: str, token: str, calls: list) -> None:
     results = []
     async with Meshagent(base_url=base_url, token=token) as client:
-        for call in calls:
+        for request in calls:
             try:
-                value = await getattr(client, call["method"])(**call["kwargs"])
+                value = await call(client, request, results)
             except Exception as error:  # noqa: BLE001 - reported to the test
                 results.append(
                     {
