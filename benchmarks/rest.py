@@ -16,7 +16,11 @@ official 0.56 `Meshagent` (aiohttp) on asyncio, from `.venv-official` (`make off
 The last columns are ours/official: above 1 means we answer more calls per second, below 1 a
 lower latency.
 
-    python benchmarks/rest.py [--calls N] [--concurrent M] [--rooms R] [--clients ours,official]
+    python benchmarks/rest.py [--calls N] [--concurrent M] [--rooms R] [--rounds K] [--clients ours,official]
+
+Each round starts a fresh server and runs the clients one after the other, in alternating
+order (which one goes first changes its numbers by up to 15% on a small VM); the table shows
+the medians over the rounds (3 by default).
 
 Exits 1 if a worker fails (an error answer, a crash), never because a number is low.
 """
@@ -195,14 +199,10 @@ CLIENTS: dict[str, Client] = {
 }
 
 
-def _ratios(rows: list[Row], ours: dict | None, official: dict | None) -> list[tuple[str, list[str]]]:
-    cells = []
-    for row in rows:
-        if row.key.endswith("_errors") or not ours or not official or not official.get(row.key) or row.key not in ours:
-            cells.append("")
-        else:
-            cells.append(f"{ours[row.key] / official[row.key]:.2f}x")
-    return [("ours/official", cells)]
+def _ratio(key: str, ours: dict | None, official: dict | None) -> float | None:
+    if key.endswith("_errors") or not ours or not official or not official.get(key) or key not in ours:
+        return None
+    return ours[key] / official[key]
 
 
 def main() -> int:
@@ -210,20 +210,46 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=1000, help="sequential calls of each method")
     parser.add_argument("--concurrent", type=int, default=200, help="connect_room calls issued at once")
     parser.add_argument("--rooms", type=int, default=50, help="rooms created first (the page list_rooms returns)")
+    parser.add_argument("--rounds", type=int, default=3, help="fresh server each round, clients in alternating order; medians")
     common.add_client_arguments(parser, CLIENTS)
     args = parser.parse_args()
     if common.run_as_worker(args, CLIENTS):
         return 0
 
     started = time.perf_counter()
-    columns, failed = common.run_clients(SCRIPT, args, CLIENTS, _worker_argv(args))
-    print()
     rows = _rows(args)
-    by_name = {name: result for name, result, _ in columns}
-    common.print_table(rows, columns, _ratios(rows, by_name.get(CLIENTS["ours"].name), by_name.get(CLIENTS["official"].name)))
-    for name, result, _ in columns:
-        if result and "first_error" in result:
-            print(f"{name}: first failed concurrent call: {result['first_error']}")
+    chosen = [key.strip() for key in args.clients.split(",") if key.strip()]
+    results: dict[str, list[dict]] = {}
+    why: dict[str, str] = {}
+    ratios: dict[str, list[float]] = {}
+    failed = False
+    for number in range(args.rounds):
+        args.clients = ",".join(chosen if number % 2 == 0 else reversed(chosen))  # neither always goes first
+        columns, round_failed = common.run_clients(SCRIPT, args, CLIENTS, _worker_argv(args))
+        failed |= round_failed
+        by_name = {name: result for name, result, _ in columns}
+        for name, result, reason in columns:
+            if result is None:
+                why[name] = reason
+            else:
+                results.setdefault(name, []).append(result)
+        for row in rows:
+            ratio = _ratio(row.key, by_name.get(CLIENTS["ours"].name), by_name.get(CLIENTS["official"].name))
+            if ratio is not None:
+                ratios.setdefault(row.key, []).append(ratio)
+    print()
+    names = [CLIENTS[key].name for key in chosen]
+    medians = [
+        (name, {key: statistics.median(r[key] for r in results[name]) for key in results[name][0]} if name in results else None, why.get(name, ""))
+        for name in names
+    ]
+    ratio_cells = [f"{statistics.median(ratios[row.key]):.2f}x" if ratios.get(row.key) else "" for row in rows]
+    print(f"medians over {args.rounds} rounds (each on a fresh server); ratio: the median of the rounds' ratios")
+    common.print_table(rows, medians, [("ours/official", ratio_cells)])
+    for name, runs in results.items():
+        errors = [r["first_error"] for r in runs if "first_error" in r]
+        if errors:
+            print(f"{name}: first failed concurrent call: {errors[0]}")
     print(f"\n(total {time.perf_counter() - started:.1f} s)")
     return 1 if failed else 0
 
