@@ -89,7 +89,7 @@ async def run_demo(data_dir: Path, out: Callable[[str], None] = print) -> dict[s
     from meshagent_core import RoomException
     from meshagent_core.tokens import ApiScope, ParticipantToken
 
-    from . import ChildProperty, ElementType, MeshSchema, Toolkit, ValueProperty, connect, tool
+    from . import ChildProperty, ElementType, Meshagent, MeshSchema, Toolkit, ValueProperty, connect, tool
     from .server.app import Server, ServerConfig, load_credentials
 
     credentials, _ = load_credentials(data_dir)
@@ -126,7 +126,14 @@ async def run_demo(data_dir: Path, out: Callable[[str], None] = print) -> dict[s
         port = await nursery.start(server.serve)
         url = f"ws://127.0.0.1:{port}/rooms/{room_name}"
         out(f"local MeshAgent server on http://127.0.0.1:{port}")
-        async with connect(url, token("echo-agent")) as agent, connect(url, token("alice")) as alice:
+        api = Meshagent(base_url=f"http://127.0.0.1:{port}", token=credentials.api_key)
+        project = credentials.project_id
+        room = await api.create_room(project_id=project, name=room_name)
+        alice_user = {"type": "user", "email": "alice@example.com"}
+        await api.grant_resource_policy(project_id=project, resource_type="room", resource_id=room.id, subject=alice_user, roles=["developer"])
+        alice_access = await api.connect_room(project_id=project, room=room_name, email="alice@example.com")
+        out(f"REST: made room {room_name}, granted alice@example.com 'developer' in it; connect_room gave her a token")
+        async with connect(url, token("echo-agent")) as agent, connect(alice_access.room_url, alice_access.jwt) as alice:
             out(f"echo-agent joined as {agent.local_participant.id}, alice as {alice.local_participant.id}")
             async with agent.agents.host(Toolkit(name="echo", tools=[shout])):
                 toolkits = await alice.agents.list_toolkits()
@@ -182,6 +189,10 @@ async def run_demo(data_dir: Path, out: Callable[[str], None] = print) -> dict[s
             except RoomException as error:
                 out(f"alice asked for datasets -> error {error.code}: {error.message}")
                 results["unavailable"] = error.code
+        (session,) = await api.list_recent_room_sessions(project_id=project, room_name=room_name)
+        results["session_roles"] = await api.get_session_participant_counts(project_id=project, session_id=session.id)
+        out(f"REST: the room's session had participants by role {results['session_roles']}")
+        await api.close()
         nursery.cancel_scope.cancel()
     out("done")
     return results
