@@ -35,6 +35,18 @@ from ..rest.accounts import SETTINGS_DOCUMENTS
 from ..rest.models import Room
 from .http11 import Http11Pool, TransportFailed
 from .rest_access import AccessMethods
+from .rest_services import ServicesMethods
+from .rest_secrets import SecretsMethods
+from .rest_domains import DomainsMethods
+from .rest_feeds import FeedsMethods
+from .rest_llm import LlmMethods
+from .rest_registries import RegistriesMethods
+from .rest_oauth import OauthMethods
+from .rest_mailboxes import MailboxesMethods
+from .rest_tasks import TasksMethods
+from .rest_webhooks import WebhooksMethods
+from .rest_billing import BillingMethods
+from .rest_files import FilesMethods
 from .rest_agents import AgentMethods
 from .rest_keys import KeyMethods
 from .rest_sessions import SessionMethods
@@ -53,7 +65,7 @@ def normalize_consistency(value: str) -> MeshagentConsistency:
     return normalized  # type: ignore[return-value]
 
 
-class Meshagent(AccessMethods, AgentMethods, KeyMethods, SessionMethods, StorageMethods):
+class Meshagent(AccessMethods, AgentMethods, KeyMethods, SessionMethods, StorageMethods, ServicesMethods, SecretsMethods, DomainsMethods, FeedsMethods, LlmMethods, RegistriesMethods, OauthMethods, MailboxesMethods, TasksMethods, WebhooksMethods, BillingMethods, FilesMethods):
     """The MeshAgent REST API (see the module docstring)."""
 
     def __init__(

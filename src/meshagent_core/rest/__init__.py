@@ -6,6 +6,7 @@ rooms and volumes, service accounts, API keys and participant tokens.
 """
 
 from . import access, accounts, agents, keys, rooms, sessions, storage
+from . import billing, domains, feeds, files, llm, mailboxes, oauth, registries, secrets, services, tasks, webhooks
 from .answers import (
     ConflictError,
     NotFoundError,
@@ -19,7 +20,7 @@ from .answers import (
 )
 from .routes import RestRequest, Route, RouteError, RouteTable, encode_query
 
-ROUTES = RouteTable([*accounts.ROUTES, *rooms.ROUTES, *keys.ROUTES, *access.ROUTES, *agents.ROUTES, *sessions.ROUTES, *storage.ROUTES])
+ROUTES = RouteTable([*accounts.ROUTES, *rooms.ROUTES, *keys.ROUTES, *access.ROUTES, *agents.ROUTES, *sessions.ROUTES, *storage.ROUTES, *services.ROUTES, *secrets.ROUTES, *domains.ROUTES, *feeds.ROUTES, *llm.ROUTES, *registries.ROUTES, *oauth.ROUTES, *mailboxes.ROUTES, *tasks.ROUTES, *webhooks.ROUTES, *billing.ROUTES, *files.ROUTES])
 
 __all__ = [
     "ROUTES",

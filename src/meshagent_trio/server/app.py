@@ -54,7 +54,7 @@ class Server:
         self.port: int | None = None
         self.http = HttpFront(config, self._route)
         self.control = ControlPlane(config)
-        self.rest = RestContext(config, self.control)
+        self.rest = RestContext(config, self.control, room=lambda project_id, name: self.room(name, project_id))
 
     def room(self, name: str, project_id: str | None = None) -> Room:
         """The room `name` of the project (default: the server's own), made on first use."""

@@ -28,6 +28,18 @@ from .agents import AgentStore
 from .common import Conflict, NotFound, check_room_name, now_iso, require_project
 from .keys import KeyStore
 from .sessions import SessionStore
+from .services import ServicesStore
+from .secrets import SecretsStore
+from .domains import DomainsStore
+from .feeds import FeedsStore
+from .llm import LlmStore
+from .registries import RegistriesStore
+from .oauth import OauthStore
+from .mailboxes import MailboxesStore
+from .tasks import TasksStore
+from .webhooks import WebhooksStore
+from .billing import BillingStore
+from .files import FilesStore
 
 FILE_NAME = "control.db"
 DEFAULT_PROJECT_NAME = "local"
@@ -75,6 +87,18 @@ class ControlPlane:
         self.access = AccessStore(self)
         self.agents = AgentStore(self)
         self.sessions = SessionStore(self)
+        self.services = ServicesStore(self)
+        self.secrets = SecretsStore(self)
+        self.domains = DomainsStore(self)
+        self.feeds = FeedsStore(self)
+        self.llm = LlmStore(self)
+        self.registries = RegistriesStore(self)
+        self.oauth = OauthStore(self)
+        self.mailboxes = MailboxesStore(self)
+        self.tasks = TasksStore(self)
+        self.webhooks = WebhooksStore(self)
+        self.billing = BillingStore(self)
+        self.files = FilesStore(self)
 
     async def run(self, work: Any) -> Any:
         if not self._ready:

@@ -11,6 +11,7 @@ from meshagent_core.tokens import ParticipantToken
 
 from ..config import ServerConfig
 from ..control import ControlError, ControlPlane
+from ..rooms.room import Room
 
 
 class RoomDisabled(ControlError):
@@ -30,12 +31,20 @@ def server_version() -> str:
         return "0+unknown"
 
 
+def _no_rooms(project_id: str, name: str) -> Room:
+    raise RuntimeError("this REST context serves no rooms")
+
+
 @dataclass
 class RestContext:
-    """What a REST handler works with."""
+    """What a REST handler works with. `room(project_id, name)` is the server's room (made on
+    first use, as a join makes it, whether or not anyone is in it): for work that lands in a room
+    (a feed message as a file, a scheduled or mailed queue message), with the room's own
+    toolkits' functions so that connected participants see it as they see their own work."""
 
     config: ServerConfig
     control: ControlPlane
+    room: Callable[[str, str], Room] = _no_rooms
 
     @property
     def api_url(self) -> str:

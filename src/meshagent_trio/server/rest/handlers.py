@@ -6,10 +6,11 @@ or None for `{}`); refusals are `ControlError`s (404, 409, …). Routes without 
 from __future__ import annotations
 
 from . import access, accounts, agents, keys, projects, rooms, sessions, storage
+from . import billing, domains, feeds, files, llm, mailboxes, oauth, registries, secrets, services, tasks, webhooks
 from .context import Handler
 
 HANDLERS: dict[str, Handler] = {}
-for _group in (projects, rooms, accounts, keys, access, agents, sessions, storage):
+for _group in (projects, rooms, accounts, keys, access, agents, sessions, storage, services, secrets, domains, feeds, llm, registries, oauth, mailboxes, tasks, webhooks, billing, files):
     for _name, _handler in _group.HANDLERS.items():
         if _name in HANDLERS:
             raise RuntimeError(f"two handlers for the REST route {_name!r}")

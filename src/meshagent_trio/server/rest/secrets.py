@@ -1,0 +1,7 @@
+"""REST handlers of secrets: project, user, service-account, room, agent and pull secrets, with versions (protocol/rest.md §9)."""
+
+from __future__ import annotations
+
+from .context import Handler
+
+HANDLERS: dict[str, Handler] = {}
