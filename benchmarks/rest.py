@@ -9,7 +9,10 @@ never share a process. Both clients do the same work against the same server:
     latency as the caller sees it, and calls per second of the whole sequence;
   * `list_rooms` (one page of R rooms), the same;
   * `connect_room`, M calls issued at once (default 200): calls per second of the batch's wall
-    time (best of 3), and how many failed.
+    time (best of 3), and how many failed;
+  * `publish_feed_message` into a feed with subscriptions into 10 rooms (each message is
+    written as one file in each room's storage), N sequential calls after 50 warm-up calls:
+    p50 latency and messages per second.
 
 Our column is `Meshagent` on Trio (httpx, one connection pool); the official column is the
 official 0.56 `Meshagent` (aiohttp) on asyncio, from `.venv-official` (`make official-env`).
@@ -42,6 +45,8 @@ from _common import Client, Row
 SCRIPT = Path(__file__).resolve()
 WARMUP = 50
 BATCHES = 3
+#: The rooms a feed's subscriptions write into.
+FEED_ROOMS = 10
 
 
 def _rows(args: argparse.Namespace) -> list[Row]:
@@ -55,6 +60,8 @@ def _rows(args: argparse.Namespace) -> list[Row]:
     rows += [
         Row("connect_concurrent_rate", f"connect_room x{args.concurrent:,} concurrent", common.rate("calls/s")),
         Row("connect_concurrent_errors", "  calls of the batch that failed", common.count),
+        Row("feed_p50", f"publish_feed_message into {FEED_ROOMS} subscribed rooms x{args.calls:,} sequential, p50", common.ms),
+        Row("feed_rate", f"publish_feed_message into {FEED_ROOMS} subscribed rooms x{args.calls:,} sequential", common.rate("messages/s")),
     ]
     return rows
 
@@ -73,6 +80,9 @@ class RestCalls:
     connect_room: Callable[[str, str], Awaitable[Any]]  # project, room -> has .jwt
     list_rooms: Callable[[str], Awaitable[list[Any]]]  # project -> rooms
     gather: common.Gather
+    create_feed: Callable[[str, str], Awaitable[Any]]  # project, name -> has .id
+    subscribe: Callable[[str, str, str], Awaitable[Any]]  # project, feed id, room
+    publish: Callable[[str, str, Any], Awaitable[Any]]  # project, feed id, message
 
 
 def rest_calls(api: Any, gather: common.Gather) -> RestCalls:
@@ -87,6 +97,9 @@ def rest_calls(api: Any, gather: common.Gather) -> RestCalls:
         connect_room=lambda project, room: api.connect_room(project_id=project, room=room),
         list_rooms=lambda project: api.list_rooms(project_id=project),
         gather=gather,
+        create_feed=lambda project, name: api.create_feed(project_id=project, name=name),
+        subscribe=lambda project, feed, room: api.create_feed_subscription(project_id=project, feed_id=feed, room=room, path="feed"),
+        publish=lambda project, feed, message: api.publish_feed_message(project_id=project, feed_id=feed, message=message),
     )
 
 
@@ -136,7 +149,24 @@ async def measure_rest(calls: RestCalls, args: argparse.Namespace, prefix: str) 
     results["connect_concurrent_rate"], results["connect_concurrent_errors"] = best[0], len(best[1])
     if best[1]:
         results["first_error"] = repr(best[1][0])
+    results.update(await measure_feed(calls, args, project, prefix))
     return results
+
+
+async def measure_feed(calls: RestCalls, args: argparse.Namespace, project: str, prefix: str) -> dict[str, float]:
+    feed = await calls.create_feed(project, f"{prefix}-feed")
+    for i in range(FEED_ROOMS):
+        await calls.subscribe(project, feed.id, f"{prefix}-feed-{i:02d}")
+    for n in range(WARMUP):
+        await calls.publish(project, feed.id, {"n": n, "text": "warm-up"})
+    samples = []
+    clock = time.perf_counter
+    for n in range(args.calls):
+        start = clock()
+        await calls.publish(project, feed.id, {"n": n, "text": "a feed message"})
+        samples.append(clock() - start)
+    measured = _percentiles("feed", samples)
+    return {"feed_p50": measured["feed_p50"], "feed_rate": measured["feed_rate"]}
 
 
 # --- our client -----------------------------------------------------------------------------------

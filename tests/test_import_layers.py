@@ -36,7 +36,7 @@ FLOORS: list[list[str]] = [
     ["dispatch"],
     ["rooms.connection"],
     ["http.*"],
-    ["rest.*"],
+    ["rest.*", "scheduler"],
     ["app"],
     ["process", "__init__"],
 ]

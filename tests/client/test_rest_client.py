@@ -29,11 +29,19 @@ CONVENIENCE_ARGUMENTS = {
     "list_rooms": {"project_id": "{project_id}"},
     "get_user_profile": {"user_id": "{user_id}"},
     "update_user_profile": {"user_id": "{user_id}"},
+    "connect_llm": {"project_id": "{project_id}", **OFFICIAL["connect_llm"]["body"]},
     "delete_group_member": {"project_id": "{project_id}", "group_id": "{group_id}", "subject_type": "user", "subject_id": "{subject_id}"},
     **{
         name: {"project_id": "{project_id}", "resource_type": "room", "resource_id": "{resource_id}", **(OFFICIAL[name]["body"] or {})}
         for name in ("get_resource_policy", "get_resource_policy_page", "grant_resource_policy", "revoke_resource_policy")
     },
+    # services (§8): aliases of a route whose body they fix ({template, values}; a format)
+    **{
+        name: {**{p: "{" + p + "}" for p in ROUTES[name].path_parameters}, **OFFICIAL[name]["body"]}
+        for name in ("create_service_from_template", "update_service_from_template", "create_room_service_from_template", "update_room_service_from_template")
+    },
+    "discover_mcp_service": {"url": "{url}"},
+    "discover_mcp_service_template": {"url": "{url}"},
 }
 
 
@@ -77,6 +85,8 @@ def official_arguments(name: str) -> dict[str, Any]:
     arguments: dict[str, Any] = {parameter: "{" + parameter + "}" for parameter in route.path_parameters}
     if route.raw_body == "bytes":
         arguments[route.raw_body_argument] = b"\x00raw"  # the capture writes it "<bytes>"
+    elif route.raw_body_argument is not None:  # any JSON value as the body (a feed message)
+        arguments[route.raw_body_argument] = captured["body"]
     else:
         arguments.update(captured["body"] or {})
     if route.query is not None:  # the capture gave required query arguments as placeholders
@@ -107,6 +117,8 @@ async def test_every_method_sends_what_the_official_client_sends(recorder: str) 
         assert ("authorization" in headers) == official["auth"], name
         if official["auth"]:
             assert headers["authorization"] == "Bearer ma-token"
+        for header, value in (official["headers_extra"] or {}).items():
+            assert headers.get(header.lower()) == value, (name, header)
 
 
 async def test_errors_are_typed_and_keep_the_status(recorder: str) -> None:

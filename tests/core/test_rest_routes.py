@@ -13,13 +13,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from meshagent_core.rest.access import SEED_METHODS
+from meshagent_core.rest.secrets import SEED_METHODS as SECRET_SEED_METHODS
+from meshagent_core.rest.webhooks import SEED_METHODS as WEBHOOK_AND_SHARE_SEED_METHODS
+from meshagent_core.rest.external_oauth import SEED_METHODS as EXTERNAL_OAUTH_SEED_METHODS
 from meshagent_core.rest import ROUTES, RestError, Route, RouteError, RouteTable, encode_query, read_answer
 from meshagent_core.testing import vectors
 from meshagent_core.testing.strategies import tool_arguments
 
 OFFICIAL = {request["method"]: request for request in vectors.load("rest_requests")["requests"]}
 #: Routes that are one official method with an optional argument (`project_id=`), not in the capture.
-NOT_CAPTURED = {"get_project_user_profile", "update_project_user_profile"} | SEED_METHODS
+NOT_CAPTURED = {"get_project_user_profile", "update_project_user_profile"} | SEED_METHODS | EXTERNAL_OAUTH_SEED_METHODS | WEBHOOK_AND_SHARE_SEED_METHODS | SECRET_SEED_METHODS
 #: The capture called the settings methods with the document `room_roles`.
 CAPTURED_PATH_VALUES = {"document": "room-roles", "resource_type": "room", "subject_type": "user"}
 NAMES = sorted(ROUTES.routes)
@@ -92,6 +95,34 @@ def _covered_official_methods() -> set[str]:
         "list_recent_room_sessions", "list_active_agent_sessions", "list_recent_agent_sessions",
         "list_recent_single_agent_sessions", "list_session_events", "list_session_spans", "list_session_metrics",
         "terminate", "kill_session",
+        "create_oauth_client", "update_oauth_client", "list_oauth_clients_page", "list_oauth_clients", "get_oauth_client",
+        "delete_oauth_client", "create_mailbox", "update_mailbox", "get_mailbox", "list_mailboxes_page", "list_mailboxes",
+        "list_room_mailboxes_page", "list_room_mailboxes", "delete_mailbox", "list_mailbox_deliveries",
+        "get_mailbox_delivery", "list_mailbox_delivery_events",
+        "get_pricing", "get_project_status", "get_balance", "get_recent_transactions", "set_auto_recharge",
+        "get_checkout_url", "get_credits_checkout_url", "get_subscription", "get_usage", "get_current_user_llm_proxy_usage",
+        "create_service", "update_service", "create_service_from_template", "update_service_from_template", "get_service",
+        "get_service_by_name", "list_services", "delete_service", "create_room_service", "update_room_service",
+        "create_room_service_from_template", "update_room_service_from_template", "get_room_service",
+        "get_room_service_by_name", "list_room_services", "delete_room_service", "render_template", "discover_mcp_spec",
+        "discover_mcp_service", "discover_mcp_service_template",
+        "create_user_secret", "list_user_secrets", "search_user_secrets", "get_user_secret", "update_user_secret",
+        "delete_user_secret", "list_user_secret_versions", "create_user_secret_version", "access_user_secret_version",
+        "delete_user_secret_version", "list_user_secret_proxy_access", "grant_user_secret_proxy_access",
+        "revoke_user_secret_proxy_access", "create_service_account_secret", "list_service_account_secrets",
+        "search_service_account_secrets", "get_service_account_secret", "update_service_account_secret",
+        "delete_service_account_secret", "list_service_account_secret_versions", "create_service_account_secret_version",
+        "access_service_account_secret_version", "delete_service_account_secret_version",
+        "list_service_account_pull_secrets", "add_service_account_pull_secret", "remove_service_account_pull_secret",
+        "create_feed", "update_feed", "get_feed", "get_feed_by_name", "list_feeds_page", "list_feeds", "list_room_feeds_page", "list_room_feeds", "delete_feed", "publish_feed_message", "publish_feed_batch", "create_feed_subscription", "update_feed_subscription", "get_feed_subscription", "list_feed_subscriptions", "delete_feed_subscription",
+        "create_scheduled_task", "update_scheduled_task", "delete_scheduled_task", "list_scheduled_tasks_page",
+        "list_scheduled_tasks", "list_scheduled_task_runs_page", "list_scheduled_task_runs",
+        "create_route", "update_route", "get_route", "list_routes_page", "list_routes", "list_room_routes_page",
+        "list_room_routes", "delete_route", "create_custom_domain", "get_custom_domain", "list_custom_domains",
+        "delete_custom_domain", "create_llm_logger", "update_llm_logger", "get_llm_logger", "list_llm_loggers",
+        "delete_llm_logger", "connect_llm", "create_repository", "update_repository", "get_repository",
+        "get_repository_by_name", "list_repositories_page", "list_repositories", "delete_repository",
+        "create_repository_token",
     }  # fmt: skip
 
 
@@ -107,6 +138,8 @@ def test_every_covered_official_method_is_called_by_the_official_client_in_an_in
 # --- round trips ---------------------------------------------------------------------------------
 
 PATH_VALUES = st.text(min_size=1, max_size=20)
+#: what a header value can be: visible ASCII, not blank at its ends
+HEADER_VALUES = st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=20)
 
 
 def struct_values(struct: type[msgspec.Struct] | None) -> st.SearchStrategy[dict[str, Any]]:
@@ -118,6 +151,7 @@ def struct_values(struct: type[msgspec.Struct] | None) -> st.SearchStrategy[dict
 @st.composite
 def requests_of(draw: st.DrawFn, route: Route) -> dict[str, Any]:
     arguments: dict[str, Any] = {name: draw(PATH_VALUES) for name in route.path_parameters}
+    arguments.update({name: draw(HEADER_VALUES) for _, name in route.header_arguments})
     if route.query is not None:
         arguments.update(draw(struct_values(route.query)))
     if route.body is not None:
@@ -133,7 +167,7 @@ def requests_of(draw: st.DrawFn, route: Route) -> dict[str, Any]:
 
 
 def expected_arguments(route: Route, arguments: dict[str, Any]) -> dict[str, Any]:
-    expected = {name: arguments[name] for name in route.path_parameters}
+    expected = {name: arguments[name] for name in (*route.path_parameters, *(name for _, name in route.header_arguments))}
     for struct in (route.query, route.body):
         if struct is not None:
             value = msgspec.convert({k: v for k, v in arguments.items() if k in struct.__struct_fields__}, struct)
@@ -152,7 +186,7 @@ def test_a_request_round_trips_from_client_to_server(name: str, data: st.DataObj
     request = route.build(**arguments)
     matched = ROUTES.match(request.verb, request.path)
     assert matched is not None and matched[0] is route, (request, matched)
-    parsed = route.parse(matched[1], request.query, request.body)
+    parsed = route.parse(matched[1], request.query, request.body, {name.lower(): value for name, value in request.headers})
     assert parsed == expected_arguments(route, arguments)
 
 
@@ -210,6 +244,14 @@ def test_a_literal_segment_wins_over_a_parameter() -> None:
     assert route.name == "get_service_account_by_name" and found["name"] == "worker"
     route, _ = ROUTES.match("GET", "/accounts/projects/by-key/k")
     assert route.name == "get_project_by_key"
+
+
+def test_a_parameter_with_a_suffix_wins_over_a_bare_one() -> None:
+    bare, suffixed = Route("get", "GET", "/v/{id}"), Route("access", "GET", "/v/{id}:access")
+    for table in (RouteTable([bare, suffixed]), RouteTable([suffixed, bare])):
+        assert table.match("GET", "/v/7:access") == (suffixed, {"id": "7"})
+        assert table.match("GET", "/v/7") == (bare, {"id": "7"})
+    assert suffixed.build(id="a:b").path == "/v/a%3Ab:access"  # the value's own ':' is escaped
 
 
 def test_unknown_paths_and_verbs() -> None:

@@ -5,20 +5,18 @@ participants get a close frame)."""
 
 from __future__ import annotations
 
-import json
 from contextlib import AsyncExitStack
-from pathlib import Path
 
 import pytest
 import trio
 
 from meshagent_core.client.rest import Meshagent
 from meshagent_trio.connection import RoomConnection
+from official_rest import official_rest
 from roomtest import mint
 
 pytestmark = pytest.mark.interop
 
-SCRIPT = Path(__file__).parent / "official_scripts" / "rest_calls.py"
 
 
 async def test_the_official_client_with_live_sessions(official_python: str, server_process) -> None:
@@ -69,15 +67,7 @@ async def test_the_official_client_with_live_sessions(official_python: str, serv
                     ("get_room_status", {"project_id": own, "name": "official-sessions"}),
                     ("terminate", on_main),
                 ]
-                result = await trio.run_process(
-                    [official_python, str(SCRIPT), server_process.api_url, server_process.api_key],
-                    stdin=json.dumps([{"method": method, "kwargs": kwargs} for method, kwargs in calls]).encode(),
-                    capture_stdout=True,
-                    capture_stderr=True,
-                    check=False,
-                )
-                assert result.returncode == 0, result.stderr.decode()
-                answers = dict(zip(range(len(calls)), json.loads(result.stdout)))
+                answers = dict(zip(range(len(calls)), await official_rest(official_python, server_process.api_url, server_process.api_key, calls)))
                 while not all(connection.closed for connection in joined):
                     await trio.sleep(0.02)
                 assert [connection.close_code for connection in joined] == [1000, 1000, 1000]

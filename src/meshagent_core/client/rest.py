@@ -119,7 +119,7 @@ class Meshagent(AccessMethods, AgentMethods, KeyMethods, SessionMethods, Storage
         attempt = 0
         while True:
             try:
-                status, content = await self._send(request, self._headers(route, request.content_type))
+                status, content = await self._send(request, {**self._headers(route, request.content_type), **dict(request.headers)})
             except self._transport_errors as error:
                 if request.verb in IDEMPOTENT_VERBS and attempt < self.retries:
                     attempt += 1

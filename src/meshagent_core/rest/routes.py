@@ -30,7 +30,8 @@ from ..jsondepth import decode_bounded
 VERBS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 JSON = "application/json"
 OCTET_STREAM = "application/octet-stream"
-_PARAMETER = re.compile(r"^\{([a-z_][a-z0-9_]*)\}$")
+#: a path parameter, optionally followed by a literal suffix (`{version_id}:access`)
+_PARAMETER = re.compile(r"^\{([a-z_][a-z0-9_]*)\}(:[a-z][a-z-]*)?$")
 
 
 class RouteError(ValueError):
@@ -47,6 +48,8 @@ class RestRequest:
     body: bytes | None
     auth: bool = True
     content_type: str = JSON
+    #: headers that carry arguments (`Meshagent-Project-Id` of `connect_llm`)
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,8 @@ class Route:
     not_found: str | None = None
     #: a 404 answers None instead of raising (`get_project_settings_document`)
     none_when_missing: bool = False
+    #: arguments sent as headers: (header name, argument name)
+    header_arguments: tuple[tuple[str, str], ...] = ()
     #: what an invalid answer is called in the official error ("Invalid room payload: …");
     #: default: the response model's name
     payload_noun: str | None = None
@@ -101,7 +106,7 @@ class Route:
     @property
     def arguments(self) -> tuple[str, ...]:
         """Every keyword argument the route takes (path, query, body)."""
-        names = list(self.path_parameters)
+        names = list(self.path_parameters) + [argument for _, argument in self.header_arguments]
         for struct in (self.query, self.body):
             if struct is not None:
                 names.extend(struct.__struct_fields__)
@@ -124,7 +129,7 @@ class Route:
             value = arguments.get(match.group(1))
             if not isinstance(value, str) or not value:
                 raise RouteError(f"{self.name}(): {match.group(1)} must be a non-empty string")
-            parts.append(quote(value, safe=""))
+            parts.append(quote(value, safe="") + (match.group(2) or ""))
         query: dict[str, str] = {}
         if self.query is not None:
             query = encode_query(_construct(self.name, self.query, arguments))
@@ -139,13 +144,27 @@ class Route:
             body, content_type = bytes(data), OCTET_STREAM
         elif self.raw_body_argument is not None:
             body = msgspec.json.encode(arguments.get(self.raw_body_argument))
-        return RestRequest(self.verb, "/" + "/".join(parts), query, body, self.auth, content_type)
+        headers = []
+        for header, argument in self.header_arguments:
+            value = arguments.get(argument)
+            if not isinstance(value, str) or not value:
+                raise RouteError(f"{self.name}(): {argument} must be a non-empty string")
+            headers.append((header, value))
+        return RestRequest(self.verb, "/" + "/".join(parts), query, body, self.auth, content_type, tuple(headers))
 
     # --- server side ----------------------------------------------------------------------
 
-    def parse(self, path_arguments: Mapping[str, str], query: Mapping[str, str], body: bytes | None) -> dict[str, Any]:
-        """The keyword arguments of a request (`RouteError` naming the field when it does not fit)."""
+    def parse(
+        self, path_arguments: Mapping[str, str], query: Mapping[str, str], body: bytes | None, headers: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        """The keyword arguments of a request (`RouteError` naming the field when it does not
+        fit); `headers` by lower-case name."""
         arguments: dict[str, Any] = dict(path_arguments)
+        for header, argument in self.header_arguments:
+            value = (headers or {}).get(header.lower(), "").strip()
+            if not value:
+                raise RouteError(f"the {header} header is required")
+            arguments[argument] = value
         if self.query is not None:
             known = set(self.query.__struct_fields__)
             unknown = set(query) - known
@@ -212,7 +231,8 @@ def encode_query(value: msgspec.Struct) -> dict[str, str]:
 
 class RouteTable:
     """All routes; `match(verb, path)` finds the one a request is for. A literal segment wins
-    over a parameter at the same place (`sessions/active` over `sessions/{session_id}`)."""
+    over a parameter at the same place (`sessions/active` over `sessions/{session_id}`), and a
+    parameter with a suffix over a bare one (`{version_id}:access` over `{version_id}`)."""
 
     def __init__(self, routes: Iterable[Route]) -> None:
         self.routes: dict[str, Route] = {}
@@ -223,7 +243,7 @@ class RouteTable:
                 self.routes[name] = route
         seen: dict[tuple[str, tuple[str, ...]], str] = {}
         for route in self.unique():
-            shape = (route.verb, tuple("{}" if _PARAMETER.match(s) else s for s in route.segments))
+            shape = (route.verb, tuple("{}" + (m.group(2) or "") if (m := _PARAMETER.match(s)) else s for s in route.segments))
             if shape in seen:
                 raise ValueError(f"{route.name} and {seen[shape]} have the same verb and path shape")
             seen[shape] = route.name
@@ -246,7 +266,7 @@ class RouteTable:
             found = _bind(route, segments)
             if found is None:
                 continue
-            rank = tuple(0 if _PARAMETER.match(s) else 1 for s in route.segments)
+            rank = tuple(_specificity(s) for s in route.segments)
             if best is None or rank > best[0]:
                 best = (rank, route, found)
         return None if best is None else (best[1], best[2])
@@ -254,6 +274,12 @@ class RouteTable:
     def allowed_verbs(self, path: str) -> list[str]:
         segments = _split(path)
         return sorted({r.verb for r in self.unique() if len(r.segments) == len(segments) and _bind(r, segments) is not None})
+
+
+def _specificity(segment: str) -> int:
+    """A literal segment beats a parameter with a suffix (`{id}:access`), which beats a bare one."""
+    match = _PARAMETER.match(segment)
+    return 2 if match is None else 1 if match.group(2) else 0
 
 
 def _split(path: str) -> list[str]:
@@ -269,7 +295,10 @@ def _bind(route: Route, segments: list[str]) -> dict[str, str] | None:
             if raw != template:
                 return None
             continue
-        value = unquote(raw)
+        suffix = match.group(2) or ""
+        if not raw.endswith(suffix):
+            return None
+        value = unquote(raw[: len(raw) - len(suffix)])
         if not value:
             return None
         bound[match.group(1)] = value

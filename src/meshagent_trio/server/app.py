@@ -31,8 +31,12 @@ from .http import HttpFront, Request, respond, respond_json
 from .http.downloads import PREFIX as ROOM_FILES, serve_room_file
 from .control import ControlPlane, NotFound, is_valid_room_name
 from .rest import RestContext, serve_rest
+from .rest.files_front import is_files_path, serve_files
+from .rest.mailboxes import is_mail_endpoint, serve_mail
+from .rest.oauth import is_oauth_endpoint, serve_oauth
 from .rooms.connection import serve_participant
 from .rooms.room import Room
+from .scheduler import Scheduler
 from .toolkits.storage import sweep_data_dir
 
 log = logging.getLogger("meshagent_trio.server")
@@ -55,6 +59,8 @@ class Server:
         self.http = HttpFront(config, self._route)
         self.control = ControlPlane(config)
         self.rest = RestContext(config, self.control, room=lambda project_id, name: self.room(name, project_id))
+        #: fires the scheduled tasks (protocol/rest.md §20)
+        self.scheduler = Scheduler(self.control.tasks, self.rest.room, config.clock)
 
     def room(self, name: str, project_id: str | None = None) -> Room:
         """The room `name` of the project (default: the server's own), made on first use."""
@@ -83,6 +89,12 @@ class Server:
             body = b'{"error": {"code": "not_implemented", "message": "managed agents do not run on the local server (they need an LLM); connect_agent tokens are real, the agent is not"}}'
             await respond_json(request.stream, request.connection, 501, body, [("connection", "close")])
             return False
+        if is_oauth_endpoint(request.path):  # the token, authorization and revocation endpoints
+            return await serve_oauth(request, self.rest)
+        if is_mail_endpoint(request.path):  # the local stand-in for SMTP
+            return await serve_mail(request, self.rest)
+        if is_files_path(request.path):  # the Files API (`domains.files`)
+            return await serve_files(request, self.rest)
         served = await serve_rest(request, self.rest)
         if served is not None:
             return served
@@ -161,6 +173,7 @@ class Server:
         if self.config.port == 0:
             self.config.port = self.port
         async with trio.open_nursery() as nursery:
+            await nursery.start(self.scheduler.run)
             task_status.started(self.port)
             await trio.serve_listeners(self.handle, listeners, handler_nursery=nursery)
 

@@ -40,6 +40,7 @@ from .tasks import TasksStore
 from .webhooks import WebhooksStore
 from .billing import BillingStore
 from .files import FilesStore
+from .external_oauth import ExternalOAuthStore
 
 FILE_NAME = "control.db"
 DEFAULT_PROJECT_NAME = "local"
@@ -99,6 +100,7 @@ class ControlPlane:
         self.webhooks = WebhooksStore(self)
         self.billing = BillingStore(self)
         self.files = FilesStore(self)
+        self.external_oauth = ExternalOAuthStore(self)
 
     async def run(self, work: Any) -> Any:
         if not self._ready:

@@ -51,7 +51,7 @@ class RestContext:
         return f"http://{self.config.host}:{self.config.port}"
 
 
-CallerKind = Literal["owner", "service_account", "participant", "anonymous"]
+CallerKind = Literal["owner", "service_account", "participant", "oauth_client", "anonymous"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,8 @@ class Caller:
     - `owner`: the server's own API key; acts in every project (`project_id` None).
     - `service_account`: an API key made through REST; acts in its project.
     - `participant`: a participant JWT as the bearer; acts in its project as `name`.
+    - `oauth_client`: an access token from the token endpoint; acts in the client's project,
+      within the token's scopes (protocol/rest.md §15).
     - `anonymous`: a public route called without credentials.
     """
 

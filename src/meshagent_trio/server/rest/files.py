@@ -1,4 +1,6 @@
-"""REST handlers of the Files API (protocol/rest.md §22)."""
+"""REST handlers of the Files API (protocol/rest.md §22): none. The Files API is not in the REST
+route table (see `meshagent_core.rest.files`): `files_front.serve_files` serves it under its own
+prefix, with the work on disk in `files_storage`."""
 
 from __future__ import annotations
 

@@ -103,7 +103,7 @@ async def serve_rest(request: Request, context: RestContext) -> bool | None:
     body_stream: BodyStream | None = None
     try:
         try:
-            arguments = route.parse(path_arguments, dict(parse_qsl(request.query, keep_blank_values=True)), body or None)
+            arguments = route.parse(path_arguments, dict(parse_qsl(request.query, keep_blank_values=True)), body or None, request.headers)
         except RouteError as error:
             raise ControlError(f"{route.name}: {error}") from None
         check_project(caller, arguments)

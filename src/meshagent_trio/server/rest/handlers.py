@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from . import access, accounts, agents, keys, projects, rooms, sessions, storage
 from . import billing, domains, feeds, files, llm, mailboxes, oauth, registries, secrets, services, tasks, webhooks
+from . import external_oauth
 from .context import Handler
 
 HANDLERS: dict[str, Handler] = {}
-for _group in (projects, rooms, accounts, keys, access, agents, sessions, storage, services, secrets, domains, feeds, llm, registries, oauth, mailboxes, tasks, webhooks, billing, files):
+for _group in (projects, rooms, accounts, keys, access, agents, sessions, storage, services, secrets, domains, feeds, llm, registries, oauth, mailboxes, tasks, webhooks, billing, files, external_oauth):
     for _name, _handler in _group.HANDLERS.items():
         if _name in HANDLERS:
             raise RuntimeError(f"two handlers for the REST route {_name!r}")

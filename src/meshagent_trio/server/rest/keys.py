@@ -9,6 +9,8 @@ A bearer is one of:
   as a room join verifies it: a `participant` of the token's project, which may only call
   `PARTICIPANT_ROUTES` (ask who it is, and connect to the room its token grants); anything
   else needs an API key and is refused with 403 saying so.
+- an OAuth access token (`mat-…`, protocol/rest.md §15): its client, in its project, for the
+  routes its scope covers (`oauth.oauth_caller`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from meshagent_core.tokens.api_keys import API_KEY_PREFIX
 
 from ..auth import Refused, TrustedKey, verify_api_key, verify_token
 from ..control import ControlError, Forbidden
+from ..control.oauth import ACCESS_PREFIX as OAUTH_ACCESS_PREFIX
 from .context import OWNER, Caller, Handler, NotImplementedHere, RestContext
+from .oauth import oauth_caller
 
 #: The routes a participant JWT may call as a REST bearer. For a route with a `room` in its
 #: path, that room must be the one the token grants.
@@ -33,6 +37,8 @@ def bearer_caller(context: RestContext, route: Route, path_arguments: Mapping[st
     """Who the bearer of `Authorization: Bearer <bearer>` is, for a call of `route` (403 with
     the reason for a key or token the server does not trust now)."""
     keys = context.control.keys.ring
+    if bearer.startswith(OAUTH_ACCESS_PREFIX):  # protocol/rest.md §15
+        return oauth_caller(context, route, bearer)
     try:
         if bearer.startswith(API_KEY_PREFIX) or bearer.count(".") != 2:
             key = verify_api_key(bearer, keys)
@@ -178,6 +184,8 @@ async def whoami(context: RestContext, a: dict[str, Any], caller: Caller) -> Who
         user = User(id=caller.name or "", email=caller.name or "")
     elif caller.kind == "owner":
         user = await context.control.accounts.get_user(context.control.accounts.owner_user().id)  # with profile edits
+    elif caller.kind == "oauth_client":
+        raise Forbidden("whoami: an OAuth client's token acts for the client, which is neither a user nor a service account")
     else:
         raise Forbidden("whoami needs credentials")
     return WhoAmI(id=user.id, email=user.email, type="user", user=user)

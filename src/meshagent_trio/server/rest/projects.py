@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from meshagent_core.rest.files import FILES_PREFIX
 from meshagent_core.rest.models import DeploymentConfig, DeploymentDomains, ProjectsPage
 
 from ..control import Forbidden, NotFound
@@ -11,7 +12,7 @@ from .context import Caller, Handler, RestContext, server_version
 
 
 async def get_config(context: RestContext, a: dict[str, Any], caller: Caller) -> DeploymentConfig:
-    return DeploymentConfig(domains=DeploymentDomains(api=context.api_url), version=server_version())
+    return DeploymentConfig(domains=DeploymentDomains(api=context.api_url, files=context.api_url + FILES_PREFIX), reserved_route_domains=context.control.domains.reserved, version=server_version())
 
 
 async def create_project(context: RestContext, a: dict[str, Any], caller: Caller) -> Any:

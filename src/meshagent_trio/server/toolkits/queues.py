@@ -295,6 +295,39 @@ async def open_queue(call: ToolCall) -> None:
             queue.wake()
 
 
+class QueueRefused(Exception):
+    """Why `enqueue` did not queue a message; `kind` is `too_large`, `missing`, `closed` or `full`."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+async def enqueue(room: "Room", name: str, body: bytes, *, create: bool = True) -> int:
+    """Queue the JSON message `body` in the room's queue `name` (made when missing if `create`),
+    as participants' `send` does: receivers waiting are woken, and once this returns the message
+    is committed. Its sequence number; `QueueRefused` saying why not."""
+    state = await queues_state(room).ready()
+    if len(body) > state.max_message_bytes:
+        raise QueueRefused("too_large", f"the message is {len(body)} bytes of JSON, more than the limit of {state.max_message_bytes}")
+    async with state.lock:
+        queue = state.queues.get(name)
+        if queue is None and not create:
+            raise QueueRefused("missing", f"queue {name} does not exist")
+        if queue is not None:
+            if queue.closed:
+                raise QueueRefused("closed", f"queue {name} is closed")
+            if queue.size_bytes + len(body) > state.max_queue_bytes:
+                raise QueueRefused("full", f"queue {name} is full ({queue.size_bytes} bytes of messages, limit {state.max_queue_bytes})")
+        new_queue = queue is None
+        with trio.CancelScope(shield=True):  # committed ⇒ published, even if the sender leaves
+            seq = await state.store.run(lambda db: _insert(db, name, body, new_queue))
+            if queue is None:
+                queue = state.queues[name] = _Queue(name)
+            queue.append(seq, body)
+        return seq
+
+
 @toolkit.tool("send")
 async def send(call: ToolCall) -> None:
     _grant(call)
@@ -302,28 +335,16 @@ async def send(call: ToolCall) -> None:
     name = _check_name(args.name)
     if not _grant(call).can_send(name):
         raise permission_denied(f"the token does not allow sending to queue {name!r}")
-    state = await _state(call)
-    body = _encode(args.message)
-    if len(body) > state.max_message_bytes:
-        raise invalid_request(f"the message is {len(body)} bytes of JSON, more than the limit of {state.max_message_bytes}")
-    async with state.lock:
-        queue = state.queues.get(name)
-        if queue is None and not args.create:
-            raise _not_found(name)
-        if queue is not None:
-            if queue.closed:
-                raise _closed(name)
-            if queue.size_bytes + len(body) > state.max_queue_bytes:
-                raise RoomException(
-                    f"queue {name} is full ({queue.size_bytes} bytes of messages, limit {state.max_queue_bytes})",
-                    code=ErrorCode.OPERATION_FAILED,
-                )
-        new_queue = queue is None
-        with trio.CancelScope(shield=True):  # committed ⇒ published, even if the sender leaves
-            seq = await state.store.run(lambda db: _insert(db, name, body, new_queue))
-            if queue is None:
-                queue = state.queues[name] = _Queue(name)
-            queue.append(seq, body)
+    try:
+        await enqueue(call.room, name, _encode(args.message), create=args.create)
+    except QueueRefused as refused:
+        if refused.kind == "too_large":
+            raise invalid_request(str(refused)) from None
+        if refused.kind == "missing":
+            raise _not_found(name) from None
+        if refused.kind == "closed":
+            raise _closed(name) from None
+        raise RoomException(str(refused), code=ErrorCode.OPERATION_FAILED) from None
 
 
 @toolkit.tool("receive")
@@ -411,4 +432,4 @@ async def close(call: ToolCall) -> None:
             queue.woken.clear()
 
 
-__all__ = ["MAX_MESSAGE_BYTES", "MAX_NAME_LENGTH", "MAX_QUEUE_BYTES", "Queues", "RECEIVE_TIMEOUT", "queues_state", "toolkit"]
+__all__ = ["MAX_MESSAGE_BYTES", "MAX_NAME_LENGTH", "MAX_QUEUE_BYTES", "QueueRefused", "Queues", "RECEIVE_TIMEOUT", "enqueue", "queues_state", "toolkit"]

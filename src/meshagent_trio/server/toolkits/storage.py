@@ -148,9 +148,14 @@ class StorageState:
         return root
 
 
-async def _root(call: ToolCall) -> Path:
-    state: StorageState = call.room.toolkit_state("storage", StorageState)
+async def storage_root(room: Any) -> Path:
+    """The room's prepared storage root (for work that lands in a room from outside a tool call)."""
+    state: StorageState = room.toolkit_state("storage", StorageState)
     return await state.get_root()
+
+
+async def _root(call: ToolCall) -> Path:
+    return await storage_root(call.room)
 
 
 def _grant(call: ToolCall) -> StorageGrant:
@@ -382,6 +387,23 @@ async def upload(call: ToolCall) -> None:
     call.room.broadcast(FILE_UPDATED, FileUpdatedEvent(path=path, participant_id=call.caller.id))
 
 
+def _write_whole(writer: AtomicUpload, data: bytes, mime_type: str | None) -> None:
+    writer.begin()
+    try:
+        writer.write(data)
+        writer.commit(mime_type)
+    except BaseException:
+        writer.abort()
+        raise
+
+
+async def write_file(room: Any, path: str, data: bytes, *, participant_id: str, mime_type: str | None = None, overwrite: bool = False) -> None:
+    """Write `data` at the canonical `path` of the room's storage as `upload` does (atomically;
+    3005 if the path exists and not `overwrite`), then send `storage.file.updated` naming
+    `participant_id` to the room's participants: work that lands in a room from outside a tool
+    call (a feed message)."""
+    await _run(_write_whole, AtomicUpload(await storage_root(room), path, overwrite), data, mime_type)
+    room.broadcast(FILE_UPDATED, FileUpdatedEvent(path=path, participant_id=participant_id))
 
 
 @toolkit.tool("download")
@@ -420,6 +442,8 @@ __all__ = [
     "canonical_path",
     "locate",
     "sweep_data_dir",
+    "storage_root",
     "sweep_upload_leftovers",
     "toolkit",
+    "write_file",
 ]
