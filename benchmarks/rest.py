@@ -14,7 +14,7 @@ never share a process. Both clients do the same work against the same server:
     written as one file in each room's storage), N sequential calls after 50 warm-up calls:
     p50 latency and messages per second.
 
-Our column is `Meshagent` on Trio (httpx, one connection pool); the official column is the
+Our column is `Meshagent` on Trio (its lean HTTP/1.1 client for plain HTTP); the official column is the
 official 0.56 `Meshagent` (aiohttp) on asyncio, from `.venv-official` (`make official-env`).
 The last columns are ours/official: above 1 means we answer more calls per second, below 1 a
 lower latency.
