@@ -8,6 +8,8 @@ protocol specification:
 * `wire_vectors`: packets, envelopes, messages and receiver cases of the official 0.56 client
   (protocol/wire.md §10; a JSON array);
 * `sync_vectors`: documents, updates and the sync wire of the official 0.56 runtime (protocol/documents.md §6).
+* `webhook_vectors`: webhook requests signed by the official 0.56 sender and the official
+  receiver's answers to valid and altered ones (protocol/webhooks.md §2).
 
     from meshagent_core.testing import vectors
 
