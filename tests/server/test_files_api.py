@@ -11,7 +11,7 @@ import os
 import httpx
 import pytest
 import trio
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meshagent_core import RoomException
@@ -240,6 +240,7 @@ SEGMENT = st.text(st.characters(blacklist_categories=("Cs", "Cc"), blacklist_cha
 )
 
 
+@settings(deadline=None)  # pure, but the first example may pay for warming up
 @given(
     project_id=SEGMENT,
     kind=st.sampled_from(["room", "agent"]),

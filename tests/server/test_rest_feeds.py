@@ -13,7 +13,7 @@ from typing import AsyncIterator
 import httpx
 import pytest
 import trio
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meshagent_core.client.rest import Meshagent
@@ -288,6 +288,7 @@ async def test_a_subscription_whose_folder_is_a_file_fails_alone(clocked: Server
         assert (storage / "blocked").read_bytes() == b"a file, not a folder"
 
 
+@settings(deadline=None)  # pure, but the first example may pay for warming up
 @given(
     stamp=st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=30),
     suffixes=st.lists(st.integers(0, 999_999), unique=True, max_size=20),
