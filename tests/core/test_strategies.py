@@ -491,7 +491,7 @@ SCHEMAS: dict[str, Any] = {
 
 
 @pytest.mark.parametrize("schema", list(SCHEMAS.values()), ids=list(SCHEMAS))
-@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(data=st.data())
 def test_tool_arguments_are_valid_for_their_schema(schema: Any, data: st.DataObject) -> None:
     check_valid(data.draw(tool_arguments(schema)), schema)
