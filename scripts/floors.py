@@ -5,8 +5,8 @@ Usage: python3 scripts/floors.py [--venv DIR] [--pin NAME==VERSION]... [-- PYTES
        (`make test-floors` runs it with no arguments)
 
 The lower bounds are read from pyproject.toml (tomllib): `[project] dependencies` and the `test`
-extra. Each one becomes a `name==floor` line of a constraints file; the package is installed
-(editable, with the `test` extra) under those constraints into its own virtualenv, default
+and `server` extras. Each one becomes a `name==floor` line of a constraints file; the package is
+installed (editable, with those extras) under those constraints into its own virtualenv, default
 `.venv-floors`, made with the oldest Python on this machine that `requires-python` allows (or
 $FLOORS_PYTHON). Transitive dependencies resolve normally. Then `python -m pytest -q
 -p no:cacheprovider` runs in the repository root (the whole suite unless PYTEST_ARGS are given).
@@ -41,7 +41,8 @@ except ImportError:  # Python < 3.11
 
 REPO = Path(__file__).resolve().parents[1]
 PYPROJECT = REPO / "pyproject.toml"
-EXTRA = "test"
+#: The extras installed and pinned to their floors: the tests, and the local server's own dependencies.
+EXTRAS = ("test", "server")
 STAMP_NAME = ".floors-installed"
 DEFAULT_TIMEOUT = 1800
 
@@ -91,12 +92,12 @@ def floor_of(requirement: str) -> tuple[str, str, str]:
 def read_floors() -> tuple[str, list[tuple[str, str, str]]]:
     project = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]
     extras = project.get("optional-dependencies", {})
-    requirements = list(project.get("dependencies", [])) + extras.get(EXTRA, [])
+    requirements = list(project.get("dependencies", [])) + [r for extra in EXTRAS for r in extras.get(extra, [])]
     floors = [floor_of(r) for r in requirements]
     # Other extras are not installed here; say so when one of them asks for less than is tested.
     tested = {normalize(name): floor for name, floor, _ in floors}
     for extra, others in sorted(extras.items()):
-        if extra == EXTRA:
+        if extra in EXTRAS:
             continue
         for requirement in others:
             name, floor, _ = floor_of(requirement)
@@ -235,7 +236,7 @@ def prepare(venv: Path, interpreter: str, version: tuple[int, ...], floors: list
     pip_log = venv / "floors-pip.log"
     pip = [str(python), "-m", "pip", "--disable-pip-version-check"]
     run(pip + ["install", "--upgrade", "pip"], pip_log)
-    run(pip + ["install", "-c", str(constraints_file), "-e", f".[{EXTRA}]"], pip_log)
+    run(pip + ["install", "-c", str(constraints_file), "-e", f".[{','.join(EXTRAS)}]"], pip_log)
     run(pip + ["check"], pip_log)
 
     versions = installed_versions(python, [name for name, _, _ in floors])

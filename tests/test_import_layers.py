@@ -32,7 +32,7 @@ FLOORS: list[list[str]] = [
     ["config"],
     ["auth", "sqlite_store", "hooks", "rooms.participant", "rooms.room", "rooms", "toolkit", "signed_downloads"],
     ["control.*"],
-    ["toolkits.*", "hosting"],
+    ["toolkits.*", "hosting", "services.*"],
     ["dispatch"],
     ["rooms.connection"],
     ["http.*"],

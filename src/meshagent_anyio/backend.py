@@ -23,6 +23,7 @@ fail_after = anyio.fail_after
 sleep = anyio.sleep
 current_time = anyio.current_time
 Lock = anyio.Lock
+open_signal_receiver = anyio.open_signal_receiver
 
 
 def open_memory_channel(max_buffer_size: float) -> tuple[Any, Any]:
@@ -71,3 +72,22 @@ async def open_tcp_stream(host: str, port: int, ssl_context: ssl.SSLContext | No
     if ssl_context is None:
         return _Stream(await anyio.connect_tcp(host, port))
     return _Stream(await anyio.connect_tcp(host, port, ssl_context=ssl_context, tls_standard_compatible=False))
+
+
+class _Listener:
+    """An AnyIO socket listener whose connections come as `_Stream`s."""
+
+    def __init__(self, listener: anyio.abc.SocketListener) -> None:
+        self._listener = listener
+        self.port: int = listener.extra(anyio.abc.SocketAttribute.local_port)
+
+    async def accept(self) -> ByteStream:
+        return _Stream(await self._listener.accept())
+
+    async def aclose(self) -> None:
+        await self._listener.aclose()
+
+
+async def open_tcp_listeners(host: str, port: int) -> list[_Listener]:
+    multi = await anyio.create_tcp_listener(local_host=host, local_port=port)
+    return [_Listener(listener) for listener in multi.listeners]

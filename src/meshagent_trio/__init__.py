@@ -9,6 +9,13 @@ from meshagent_core.client.api import *  # noqa: F403
 from meshagent_core.client.api import __all__ as _shared
 
 from .client import RoomClient, connect
+from .services import ServiceHost, WebhookServer
 
 __version__ = "0.1.0"
-__all__ = [*_shared, "RoomClient", "connect"]
+__all__ = [
+    *_shared,
+    "RoomClient",
+    "ServiceHost",
+    "WebhookServer",
+    "connect",
+]

@@ -21,6 +21,7 @@ fail_after = trio.fail_after
 sleep = trio.sleep
 current_time = trio.current_time
 Lock = trio.StrictFIFOLock
+open_signal_receiver = trio.open_signal_receiver
 
 
 def open_memory_channel(max_buffer_size: float) -> tuple[Any, Any]:
@@ -128,3 +129,36 @@ async def open_tcp_stream(host: str, port: int, ssl_context: ssl.SSLContext | No
     if ssl_context is None:
         return _SocketStream(await trio.open_tcp_stream(host, port))
     return _TlsStream(await trio.open_ssl_over_tcp_stream(host, port, ssl_context=ssl_context))
+
+
+class _Listener:
+    """A `trio.SocketListener` whose connections come as `_SocketStream`s."""
+
+    def __init__(self, listener: trio.SocketListener) -> None:
+        self._listener = listener
+        self.port: int = listener.socket.getsockname()[1]
+
+    async def accept(self) -> ByteStream:
+        return _SocketStream(await self._listener.accept())
+
+    async def aclose(self) -> None:
+        await self._listener.aclose()
+
+
+async def open_tcp_listeners(host: str, port: int) -> list[_Listener]:
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    first = listeners[0].socket.getsockname()[1]
+    if port == 0 and any(listener.socket.getsockname()[1] != first for listener in listeners):
+        # The OS chose a port per address: bind the other addresses to the first one's.
+        addresses = [listener.socket.getsockname()[0] for listener in listeners[1:]]
+        for listener in listeners[1:]:
+            await listener.aclose()
+        listeners = listeners[:1]
+        try:
+            for address in addresses:
+                listeners += await trio.open_tcp_listeners(first, host=address)
+        except BaseException:
+            for listener in listeners:
+                await listener.aclose()
+            raise
+    return [_Listener(listener) for listener in listeners]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -148,7 +149,9 @@ def _serve(args: argparse.Namespace) -> int:
         print("clients need:")
     print(f"  export MESHAGENT_API_KEY={credentials.api_key}")
     print(f"  export MESHAGENT_API_URL=http://{args.host}:{args.port}", flush=True)
-    config = ServerConfig(data_dir=args.data_dir, credentials=credentials, host=args.host, port=args.port)
+    config = ServerConfig(
+        data_dir=args.data_dir, credentials=credentials, host=args.host, port=args.port, webhook_secret=os.environ.get("MESHAGENT_WEBHOOK_SECRET") or None
+    )
     trio.run(run_server, config)
     return 0
 

@@ -4,6 +4,7 @@ Trio). Hosting itself is pinned in test_hosting_client.py."""
 
 from __future__ import annotations
 
+import json
 from typing import Any, AsyncIterable, AsyncIterator
 
 import anyio
@@ -21,6 +22,7 @@ from meshagent_core.client.tools import Toolkit, tool
 from meshagent_core.content import EmptyContent, JsonContent, TextContent
 from meshagent_core.tokens import ApiScope
 from roomtest import mint
+from webhook_receiver import webhook_receiver
 
 pytestmark = pytest.mark.anyio
 
@@ -155,15 +157,19 @@ async def test_list_toolkits_of_an_empty_room(client_module, client_variant, loc
         assert await room.agents.list_toolkits(participant_id="nobody") == []
 
 
-async def test_room_call_is_not_implemented_by_the_local_server(client_module, client_variant, local_server, request) -> None:
+async def test_make_call_and_call_reach_the_receiver(client_module, client_variant, local_server, request) -> None:
+    """`room.agents.make_call` and its official alias `call`: the server's signed webhook
+    reaches the receiver before the call returns; a receiver's refusal is raised."""
     name = room_of(request, client_variant)
-    async with client_module.connect(local_server.room_url(name), mint(local_server.credentials, name)) as room:
-        with pytest.raises(RoomException) as info:
-            await room.agents.make_call(name="agent", url="http://127.0.0.1:9/agent", arguments={"x": 1}, api=ApiScope.agent_default())
-        assert info.value.code == 1002 and "room.call" in info.value.message
-        with pytest.raises(RoomException) as info:
-            await room.agents.call(name="agent", url="http://127.0.0.1:9/agent", arguments={})
-        assert info.value.code == 1002 and "room.call" in info.value.message
+    with webhook_receiver() as receiver:
+        async with client_module.connect(local_server.room_url(name), mint(local_server.credentials, name)) as room:
+            await room.agents.make_call(name="agent", url=receiver.url + "/one", arguments={"x": 1}, api=ApiScope.agent_default())
+            await room.agents.call(name="other", url=receiver.url + "/two", arguments={})
+            assert [(r.path, json.loads(r.body)["data"]["arguments"]) for r in receiver.taken()] == [("/one", {"x": 1}), ("/two", {})]
+            receiver.status = 404
+            with pytest.raises(RoomException) as info:
+                await room.agents.call(name="agent", url=receiver.url, arguments={})
+            assert info.value.code == 1008 and "http status code: 404" in info.value.message
 
 
 def test_list_toolkits_answer_parsing() -> None:

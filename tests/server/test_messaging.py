@@ -188,6 +188,18 @@ async def test_send_delivers_the_message_with_a_raw_attachment(server, credentia
         assert (await message(bob, "note-to-self")).from_participant_id == bob.participant_id
 
 
+async def test_a_dismiss_reaches_a_participant_that_never_enabled_messaging(server, credentials) -> None:
+    """A called agent is sent away with `dismiss` whether or not it enabled messaging (the
+    official ServiceHost's agents do not); other types still need an enabled recipient."""
+    async with join(server, credentials, "alice") as alice, join(server, credentials, "agent") as agent:
+        with pytest.raises(RoomException) as info:
+            await alice.invoke("messaging", "send", send_args(agent.participant_id, type="greeting"))
+        assert info.value.code == 1003
+        await alice.invoke("messaging", "send", send_args(agent.participant_id, type="dismiss", message={"why": "done"}))
+        got = await message(agent, "dismiss")
+        assert (got.from_participant_id, got.message) == (alice.participant_id, {"why": "done"})
+
+
 async def test_send_to_an_absent_or_disabled_participant_is_not_found(server, credentials) -> None:
     async with join(server, credentials, "alice") as alice, join(server, credentials, "bob") as bob:
         await enable(alice)

@@ -82,8 +82,16 @@ from .room import WebSocketClientProtocol, meshagent_base_url, resolve_protocol,
 from .schemas import deploy_schema
 from .storage import LocalFileChanged, guess_mime_type
 from .sync import DocumentChanges
+from .webhook_send import send_webhook
+from ..rest.models import RoomEvent as RoomLifecycleEvent
+from ..webhooks import CallEvent, RoomEndedEvent, RoomStartedEvent
 
 __all__ = [
+    "CallEvent",
+    "RoomEndedEvent",
+    "RoomLifecycleEvent",
+    "RoomStartedEvent",
+    "send_webhook",
     "AdminGrant",
     "AgentsGrant",
     "AllowedAnthropicModel",

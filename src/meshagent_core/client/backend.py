@@ -8,7 +8,7 @@ signals its end, and the byte stream API (`receive_some` returning `b""` at EOF)
 from __future__ import annotations
 
 import ssl
-from typing import Any, AsyncContextManager, Awaitable, Callable, ContextManager, Protocol, TypeVar
+from typing import Any, AsyncContextManager, AsyncIterator, Awaitable, Callable, ContextManager, Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -44,6 +44,19 @@ class TaskGroup(Protocol):
     cancel_scope: CancelScope
 
     def start_soon(self, function: Callable[..., Awaitable[Any]], *args: Any) -> None: ...
+
+
+class Listener(Protocol):
+    """A listening TCP socket (`Backend.open_tcp_listeners`)."""
+
+    #: The port it is bound to (the one the OS chose when 0 was asked for).
+    port: int
+
+    async def accept(self) -> ByteStream:
+        """The next connection. Raises one of `stream_errors` once the listener is closed, and
+        `OSError` when accepting fails (e.g. out of file descriptors)."""
+
+    async def aclose(self) -> None: ...
 
 
 class Backend(Protocol):
@@ -83,3 +96,12 @@ class Backend(Protocol):
     def Lock(self) -> AsyncContextManager[Any]: ...
 
     async def open_tcp_stream(self, host: str, port: int, ssl_context: ssl.SSLContext | None) -> ByteStream: ...
+
+    async def open_tcp_listeners(self, host: str, port: int) -> list[Listener]:
+        """Listen on `host` (a name or an address; `0.0.0.0` for every IPv4 interface) and
+        `port` (0: one the OS chooses). One listener per address `host` resolves to, all on
+        the same port."""
+
+    def open_signal_receiver(self, *signals: int) -> ContextManager[AsyncIterator[int]]:
+        """While the block runs, the `signals` are caught and arrive by the async iterator it
+        yields (the main thread only)."""

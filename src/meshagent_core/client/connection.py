@@ -132,8 +132,16 @@ class RoomConnection:
     @classmethod
     @asynccontextmanager
     async def open(cls, url: str, token: str, **session_options: Any) -> AsyncIterator["RoomConnection"]:
+        websocket = await connect_websocket(cls.backend, url, headers={"Authorization": f"Bearer {token}"})
+        async with cls.over(websocket, **session_options) as connection:
+            yield connection
+
+    @classmethod
+    @asynccontextmanager
+    async def over(cls, websocket: WebSocketConnection, **session_options: Any) -> AsyncIterator["RoomConnection"]:
+        """The room protocol over a WebSocket already open: `open` after its handshake, and the
+        reverse form of a service call, where the room dialled us (protocol/webhooks.md §3)."""
         backend = cls.backend
-        websocket = await connect_websocket(backend, url, headers={"Authorization": f"Bearer {token}"})
         connection = cls(websocket, ClientSession(**session_options))
         try:
             async with backend.open_task_group() as nursery:

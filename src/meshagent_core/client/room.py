@@ -1,5 +1,6 @@
 """`RoomClient`: a participant in a room, with its sub-clients (`room.storage`, `room.messaging`,
-`room.queues`, `room.developer`, `room.agents`, `room.sync`).
+`room.queues`, `room.developer`, `room.agents`, `room.sync`, `room.mounts`, `room.livekit`,
+`room.services`).
 
 Written once for every event loop: it awaits only its connection class's backend. An adapter
 binds it (`meshagent_trio.RoomClient`, `meshagent_anyio.RoomClient`). Use it as an async context
@@ -25,7 +26,10 @@ from ..session import events as ev
 from .agents import AgentsClient
 from .connection import RoomConnection, ToolCallStream
 from .developer import DeveloperClient
+from .exception_groups import unwrap_group
+from .livekit import LivekitClient
 from .messaging import MessagingClient
+from .mounts import MountsClient
 from .participants import (
     Disconnected,
     LocalParticipant,
@@ -37,6 +41,7 @@ from .participants import (
     Subscription,
 )
 from .queues import QueuesClient
+from .services import ServicesClient
 from .storage import StorageClient
 from .sync import SyncClient
 from .websocket import HandshakeRejected, WebSocketClosed
@@ -217,6 +222,9 @@ class RoomClient:
         self.developer: DeveloperClient = DeveloperClient(self)
         self.queues: QueuesClient = QueuesClient(self)
         self.sync: SyncClient = SyncClient(self)
+        self.mounts: MountsClient = MountsClient(self)
+        self.livekit: LivekitClient = LivekitClient(self)
+        self.services: ServicesClient = ServicesClient(self)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -283,7 +291,7 @@ class RoomClient:
         except BaseExceptionGroup as group:
             # The task group spans the block: hand back the block's own exception as it was
             # raised, not wrapped, when it is all the group holds.
-            if body_error is not None and _leaves(group) == [body_error]:
+            if unwrap_group(group, body_error) is body_error:
                 raise body_error from None
             raise
 
@@ -514,13 +522,6 @@ class RoomClient:
                     subscription._send.send_nowait(event)
                 except Exception:  # a full or closed subscription loses the event, not the room
                     pass
-
-
-def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
-    leaves: list[BaseException] = []
-    for error in group.exceptions:
-        leaves.extend(_leaves(error) if isinstance(error, BaseExceptionGroup) else [error])
-    return leaves
 
 
 __all__ = [

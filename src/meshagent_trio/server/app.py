@@ -37,6 +37,8 @@ from .rest.oauth import is_oauth_endpoint, serve_oauth
 from .rooms.connection import serve_participant
 from .rooms.room import Room
 from .scheduler import Scheduler
+from .services.project_webhooks import ProjectWebhooks
+from .services.room_services import RoomServices
 from .toolkits.storage import sweep_data_dir
 
 log = logging.getLogger("meshagent_trio.server")
@@ -61,6 +63,10 @@ class Server:
         self.rest = RestContext(config, self.control, room=lambda project_id, name: self.room(name, project_id))
         #: fires the scheduled tasks (protocol/rest.md §20)
         self.scheduler = Scheduler(self.control.tasks, self.rest.room, config.clock)
+        #: delivers project webhooks (protocol/webhooks.md §7)
+        self.webhooks = ProjectWebhooks(config, self.control)
+        #: runs the services of rooms as their sessions start (protocol/webhooks.md §8)
+        self.services = RoomServices(config, self.control, self.rest.room)
 
     def room(self, name: str, project_id: str | None = None) -> Room:
         """The room `name` of the project (default: the server's own), made on first use."""
@@ -68,7 +74,7 @@ class Server:
         rooms = self.project_rooms.setdefault(project_id, {})
         room = rooms.get(name)
         if room is None:
-            room = Room(name, self.config.room_data_dir(project_id, name), self.config)
+            room = Room(name, self.config.room_data_dir(project_id, name), self.config, project_id=project_id, control=self.control)
             rooms[name] = room
         return room
 
@@ -149,6 +155,8 @@ class Server:
         except Exception:
             log.exception("could not record a participant joining room %s", room.name)
             attendance = None
+        if attendance is not None and attendance.started_session:
+            self.services.room_started(room)
         try:
             # No checkpoint between the join being recorded and the participant entering the
             # room (see control.sessions): a terminate finds it there.
@@ -157,7 +165,8 @@ class Server:
             if attendance is not None:
                 with trio.CancelScope(shield=True), trio.move_on_after(RECORD_LEAVE_TIMEOUT):
                     try:
-                        await sessions.participant_left(attendance)
+                        if await sessions.participant_left(attendance):
+                            self.services.room_ended(room)
                     except Exception:
                         log.exception("could not record a participant leaving room %s", room.name)
 
@@ -168,12 +177,15 @@ class Server:
         swept = await trio.to_thread.run_sync(sweep_data_dir, self.config.data_dir)
         if swept:
             log.info("removed %d leftovers of an earlier run from %s", swept, self.config.data_dir)
+        await self.control.sessions.recover()
         listeners = await trio.open_tcp_listeners(self.config.port, host=self.config.host)
         self.port = listeners[0].socket.getsockname()[1]
         if self.config.port == 0:
             self.config.port = self.port
         async with trio.open_nursery() as nursery:
             await nursery.start(self.scheduler.run)
+            await nursery.start(self.webhooks.run)
+            await nursery.start(self.services.run)
             task_status.started(self.port)
             await trio.serve_listeners(self.handle, listeners, handler_nursery=nursery)
 
@@ -200,6 +212,8 @@ async def run_server(config: ServerConfig, *, announce: bool = True) -> None:
     async with trio.open_nursery() as nursery:
         port = await nursery.start(server.serve)
         if announce:
+            secret = await server.control.webhooks.project_secret(config.credentials.project_id)
+            print(f"webhooks are signed with (for WebhookServer and ServiceHost):\n  export MESHAGENT_WEBHOOK_SECRET={secret}")
             print(f"meshagent-trio server listening on http://{config.host}:{port}", flush=True)
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for _ in signals:

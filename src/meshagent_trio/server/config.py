@@ -73,8 +73,21 @@ class ServerConfig:
     max_upload_size: int = 1024 * 1024 * 1024
     #: Public base URL, for `room_url` (defaults to ws://host:port).
     public_url: str | None = None
+    #: The webhook secret of the server's own project (`MESHAGENT_WEBHOOK_SECRET`); None: one is
+    #: made at random and kept in the control plane (protocol/webhooks.md §5).
+    webhook_secret: str | None = None
     #: The time source for token expiry (seconds since the epoch).
     clock: Callable[[], float] = field(default=time.time)
+
+    # --- webhooks (protocol/webhooks.md §5–§7) ---------------------------------------------
+    #: Seconds one webhook POST may take (a `room.call`, or one attempt of a project webhook).
+    webhook_timeout: float = 10.0
+    #: Seconds before the first retry of a failed delivery (doubling after each failure).
+    webhook_retry_initial: float = 1.0
+    #: The longest wait between two attempts.
+    webhook_retry_max: float = 60.0
+    #: Seconds after its event that an undelivered webhook is given up (marked failed).
+    webhook_give_up_after: float = 24 * 3600.0
 
     # --- the HTTP front -------------------------------------------------------------------
     #: Seconds a connection has to deliver a complete request head (bytes that never form a

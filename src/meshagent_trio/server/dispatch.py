@@ -9,6 +9,7 @@ from meshagent_core import ControlContent, ErrorCode, ErrorContent, RoomExceptio
 from meshagent_core.session import events as ev
 
 from . import hosting
+from .services import room_call  # noqa: F401  (registers the `room.call` request)
 from .hooks import ATTRIBUTE_HOOKS, LEAVE_HOOKS, REQUEST_HANDLERS, RequestHandler
 from .rooms.participant import Participant
 from .toolkit import ToolCall, error_content, is_bug, run_tool_call, unexpected_failure

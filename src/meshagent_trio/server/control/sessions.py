@@ -39,6 +39,7 @@ from meshagent_core.rest.models import RoomEvent, RoomStatus, StorageVolume
 from meshagent_core.rest.sessions import RoomSession
 
 from .common import Conflict, ControlError, NotFound, is_valid_room_name, now_iso, require_project
+from .webhook_outbox import enqueue_deliveries
 
 if TYPE_CHECKING:
     from .plane import ControlPlane
@@ -104,6 +105,9 @@ PARTICIPANT_LEFT = "room.participant.left"
 SESSION_TERMINATED = "room.session.terminated"
 SESSION_KILLED = "room.session.killed"
 
+#: The project webhook event each session event is announced as.
+LIFECYCLE_WEBHOOKS = {SESSION_STARTED: "room.started", SESSION_ENDED: "room.ended"}
+
 #: The close frame participants of a terminated or killed session get.
 TERMINATED_CLOSE = (1000, "the session was terminated")
 KILLED_CLOSE = (1000, "the session was killed")
@@ -133,6 +137,8 @@ class Attendance:
     session_id: str
     participant_id: str
     name: str
+    #: this participant's join started the session
+    started_session: bool = False
 
 
 _SESSION_COLUMNS = "s.id, s.room_id, s.room_name, s.started_at, s.ended_at"
@@ -153,6 +159,11 @@ def _event(db: sqlite3.Connection, project_id: str, room_name: str, session_id: 
         "INSERT INTO room_events (id, project_id, room_name, session_id, type, message, severity, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (str(uuid.uuid4()), project_id, room_name, session_id, type, message, severity, now_iso()),
     )
+    webhook_event = LIFECYCLE_WEBHOOKS.get(type)
+    if webhook_event is not None and session_id is not None:
+        # In the same transaction as the event: a delivery is recorded exactly when the
+        # session start or end is (protocol/webhooks.md §7).
+        enqueue_deliveries(db, project_id, room_name, webhook_event, session_id)
 
 
 def _end(db: sqlite3.Connection, session_id: str, reason: str, severity: str = "info") -> None:
@@ -238,6 +249,12 @@ class SessionStore:
         self._recovered = True
         return result
 
+    async def recover(self) -> None:
+        """End the sessions an earlier run of the server left active (at start: their
+        `room.ended` webhooks then go out without waiting for the next join)."""
+        await self._run(lambda db: None)
+        self.plane.webhooks.outbox.wake()
+
     # --- recording (the top floor) ------------------------------------------------------
 
     async def participant_joined(self, project_id: str, room_name: str, *, name: str, role: str, disconnect: Disconnect) -> Attendance:
@@ -246,6 +263,7 @@ class SessionStore:
         participant_id = str(uuid.uuid4())
         async with self._lock:
             live = self._live.get(key)
+            started = live is None
             session_id = live.id if live is not None else str(uuid.uuid4())
 
             def work(db: sqlite3.Connection) -> None:
@@ -267,10 +285,13 @@ class SessionStore:
             if live is None:
                 live = self._live[key] = self._by_id[session_id] = LiveSession(session_id, key, disconnect)
             live.participants.add(participant_id)
-        return Attendance(session_id, participant_id, name)
+        self.plane.webhooks.outbox.wake()
+        return Attendance(session_id, participant_id, name, started_session=started)
 
-    async def participant_left(self, attendance: Attendance) -> None:
-        """Record a participant leaving; ends its session when it was the last one in it."""
+    async def participant_left(self, attendance: Attendance) -> bool:
+        """Record a participant leaving; ends its session when it was the last one in it.
+        Returns True when the session is over and empty now (it ended with this leave, or was
+        terminated and this was its last participant to go)."""
         async with self._lock:
             live = self._by_id.get(attendance.session_id)
             ends = live is not None and not live.ended and live.participants <= {attendance.participant_id}
@@ -285,10 +306,14 @@ class SessionStore:
             try:
                 await self._run(work)
             finally:
+                emptied = False
                 if live is not None:
                     live.participants.discard(attendance.participant_id)
                     if not live.participants:
                         self._forget(live)
+                        emptied = True
+        self.plane.webhooks.outbox.wake()
+        return emptied
 
     def _forget(self, live: LiveSession) -> None:
         self._by_id.pop(live.id, None)
@@ -316,6 +341,7 @@ class SessionStore:
             if self._live.get(live.key) is live:
                 del self._live[live.key]
             live.disconnect(*(KILLED_CLOSE if kill else TERMINATED_CLOSE))
+        self.plane.webhooks.outbox.wake()
         if not kill:
             with trio.move_on_after(TERMINATE_WAIT):
                 await live.emptied.wait()

@@ -1,7 +1,13 @@
 """The control plane's store of the seed's webhooks and shares (protocol/rest.md §17).
 
 Webhooks are stored and checked (a name unique in the project, an absolute http(s) URL, at least
-one event); nothing delivers them yet (delivering webhooks is the work of services, issue 10).
+one event); `services.project_webhooks` delivers them.
+
+Each project has one webhook secret (protocol/webhooks.md §5): it signs every webhook the server
+sends for the project (`room.call` and project webhooks), and local services get it as
+`MESHAGENT_WEBHOOK_SECRET`. It is made at random on first use and kept here; the server's own
+project takes `ServerConfig.webhook_secret` instead when that is set (the server's
+`MESHAGENT_WEBHOOK_SECRET`), so a developer can give the server and a receiver the same secret.
 
 A share keeps its `settings` as given, after checking the keys the server reads
 (`meshagent_core.rest.webhooks.ShareSettings`: a valid room name, and a valid `ApiScope` when
@@ -21,6 +27,7 @@ import msgspec
 from meshagent_core.rest.webhooks import Share, ShareSettings, Webhook
 from meshagent_core.tokens import ApiScope
 
+from . import webhook_outbox
 from .common import Conflict, ControlError, NotFound, check_room_name, now_iso, require_project
 
 if TYPE_CHECKING:
@@ -50,6 +57,14 @@ MIGRATIONS: list[tuple[str, ...]] = [
             updated_at TEXT NOT NULL
         )""",
     ),
+    (
+        """CREATE TABLE project_webhook_secrets (
+            project_id TEXT PRIMARY KEY REFERENCES projects(id) ON DELETE CASCADE,
+            secret TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )""",
+    ),
+    (webhook_outbox.TABLE, webhook_outbox.INDEX),
 ]
 
 _WEBHOOK_COLUMNS = "id, project_id, name, url, events, description, action, payload, created_at, updated_at"
@@ -109,6 +124,32 @@ class WebhooksStore:
 
     def __init__(self, plane: "ControlPlane") -> None:
         self.plane = plane
+        self._secrets: dict[str, str] = {}
+        #: the project webhooks waiting to be delivered
+        self.outbox = webhook_outbox.WebhookOutbox(plane)
+
+    async def project_secret(self, project_id: str) -> str:
+        """The project's webhook secret, made on first use (see the module's docstring)."""
+        known = self._secrets.get(project_id)
+        if known is not None:
+            return known
+        configured = self.plane.config.webhook_secret
+        if configured and project_id == self.plane.config.credentials.project_id:
+            self._secrets[project_id] = configured
+            return configured
+
+        def work(db: sqlite3.Connection) -> str:
+            require_project(db, project_id)
+            row = db.execute("SELECT secret FROM project_webhook_secrets WHERE project_id = ?", (project_id,)).fetchone()
+            if row is not None:
+                return str(row[0])
+            secret = secrets.token_urlsafe(32)
+            db.execute("INSERT INTO project_webhook_secrets (project_id, secret, created_at) VALUES (?, ?, ?)", (project_id, secret, now_iso()))
+            return secret
+
+        secret = await self.plane.run(work)
+        self._secrets[project_id] = secret
+        return secret  # type: ignore[no-any-return]
 
     # --- webhooks ---------------------------------------------------------------------------
 

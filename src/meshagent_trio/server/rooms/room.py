@@ -13,6 +13,7 @@ from .participant import Participant
 
 if TYPE_CHECKING:
     from ..config import ServerConfig
+    from ..control import ControlPlane
 
 
 @dataclass
@@ -41,10 +42,16 @@ class HostedToolkit:
 class Room:
     """A room: its participants, hosted toolkits and per-toolkit state."""
 
-    def __init__(self, name: str, data_dir: Path, config: "ServerConfig") -> None:
+    def __init__(
+        self, name: str, data_dir: Path, config: "ServerConfig", *, project_id: str | None = None, control: "ControlPlane | None" = None
+    ) -> None:
         self.name = name
         self.data_dir = data_dir
         self.config = config
+        #: the project the room belongs to (default: the server's own)
+        self.project_id = project_id or config.credentials.project_id
+        #: the server's control plane (None for a room made outside a server, in tests)
+        self.control = control
         self.participants: dict[str, Participant] = {}
         self.hosted_toolkits: dict[str, HostedToolkit] = {}  # by registration id
         self.state: dict[str, Any] = {}  # per-toolkit state, keyed by toolkit name

@@ -20,7 +20,9 @@ Behaviour the protocol leaves open (the official client only assumes it; protoco
   `participant.attributes` with the changed keys only.
 * Presence events go only to messaging-enabled participants.
 * `send` delivers only to a present, messaging-enabled participant (1003 "the participant was not
-  found" otherwise); sending to oneself is allowed. The sender need not be enabled itself.
+  found" otherwise); sending to oneself is allowed. The sender need not be enabled itself. A
+  `dismiss` reaches any present participant, enabled or not: it is how an agent called into the
+  room is sent away (protocol/webhooks.md §4), and a hosted agent need not enable messaging.
 * `broadcast` reaches every *other* enabled participant: the sender does not get its own, as with
   every presence event.
 * `send` / `broadcast` may not use the presence types (`messaging.enabled`, `participant.*`): the
@@ -131,9 +133,9 @@ def _tell_watchers(room: Room, about: Participant, type: str, message: Any) -> N
             _deliver(participant, about.id, type, message)
 
 
-def _find_enabled(room: Room, participant_id: str) -> Participant:
+def _find_enabled(room: Room, participant_id: str, *, dismiss: bool = False) -> Participant:
     target = room.participants.get(participant_id)
-    if target is None or not target.connected or not target.messaging_enabled:
+    if target is None or not target.connected or not (target.messaging_enabled or dismiss):
         raise RoomException(contract.NOT_FOUND_MESSAGE, code=ErrorCode.NOT_FOUND)
     return target
 
@@ -206,7 +208,7 @@ async def send(call: ToolCall) -> None:
         raise permission_denied("the token does not allow sending messages")
     request = call.json_arguments(SendInput)
     message, attachment = _decode_payload(request.type, request.message_json, request.attachment_base64)
-    target = _find_enabled(call.room, request.to_participant_id)
+    target = _find_enabled(call.room, request.to_participant_id, dismiss=request.type == contract.DISMISS)
     _deliver(target, call.caller.id, request.type, message, attachment)  # never waits on the target
 
 
