@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import trio
 
@@ -89,7 +89,7 @@ async def run_demo(data_dir: Path, out: Callable[[str], None] = print) -> dict[s
     from meshagent_core import RoomException
     from meshagent_core.tokens import ApiScope, ParticipantToken
 
-    from . import ChildProperty, ElementType, Meshagent, MeshSchema, Toolkit, ValueProperty, connect, tool
+    from . import ChildProperty, ElementType, Meshagent, MeshSchema, ServiceHost, Toolkit, ValueProperty, connect, tool
     from .server.app import Server, ServerConfig, load_credentials
 
     credentials, _ = load_credentials(data_dir)
@@ -116,6 +116,17 @@ async def run_demo(data_dir: Path, out: Callable[[str], None] = print) -> dict[s
             ),
         ],
     )
+
+    greeter_stopped = trio.Event()
+    services = ServiceHost(host="127.0.0.1", port=0, name="greeter-service")
+
+    @services.path("/greeter", identity="greeter")
+    class Greeter:
+        async def start(self, *, room: Any) -> None:
+            await room.storage.upload(path="notes/greeting.txt", data=b"hello from the greeter service", overwrite=True)
+
+        async def stop(self) -> None:
+            greeter_stopped.set()
 
     @tool
     async def shout(text: str) -> str:
@@ -183,6 +194,21 @@ async def run_demo(data_dir: Path, out: Callable[[str], None] = print) -> dict[s
             await alice.sync.close(path=plan)
             results["document"] = await alice.sync.describe(path=plan)
             out(f"after echo-agent ticked the last item, the room's copy is: {results['document']}")
+
+            async with services:
+                # room.call: the server mints a token for "greeter" and POSTs a signed webhook
+                # to the ServiceHost, which joins the room with it.
+                await agent.agents.make_call(name="greeter", url=f"http://127.0.0.1:{services.bound_port}/greeter", arguments={})
+                with trio.fail_after(30):
+                    while (greeter := alice.messaging.get_participant_by_name("greeter")) is None or not await alice.storage.exists(path="notes/greeting.txt"):
+                        await trio.sleep(0.05)
+                greeting = await alice.storage.download(path="notes/greeting.txt")
+                out(f"echo-agent called the greeter service into the room; it wrote {greeting.data!r}")
+                await alice.messaging.send_message(to=greeter, type="dismiss", message={})
+                with trio.fail_after(30):
+                    await greeter_stopped.wait()
+                out("alice dismissed the greeter; it stopped and left")
+                results["service"] = greeting.data
 
             try:
                 await alice.invoke("dataset", "list_tables", {})

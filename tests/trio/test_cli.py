@@ -25,7 +25,8 @@ async def test_demo_session_against_the_local_server(tmp_path: Path) -> None:
     assert results["document"] == {"todo": {"items": [{"item": {"title": "write the demo", "done": True}}, {"item": {"title": "ship it", "done": True}}]}}
     assert results["job"] == {"job": "tidy"}
     assert results["chat"] == {"text": "thanks!"}
-    assert results["session_roles"] == {"agent": 1, "user": 1}  # echo-agent's token, and alice's from connect_room
+    assert results["service"] == b"hello from the greeter service"
+    assert results["session_roles"] == {"agent": 2, "user": 1}  # echo-agent's and the greeter's tokens, and alice's from connect_room
     assert (tmp_path / "credentials.json").exists()
 
 

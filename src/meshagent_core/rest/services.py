@@ -9,7 +9,7 @@ body that is neither a valid spec nor a `{template, values}` pair with 400 namin
 Each `*_from_template` method is an alias of its route; so are `discover_mcp_service` and
 `discover_mcp_service_template` of `discover_mcp_spec` (with `format` fixed).
 
-These routes keep services; they do not run them (running services is issue 10's work).
+These routes keep services; the local server runs them when their room starts (protocol/webhooks.md §8).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ services of one room; a project service and a room service may share a name. Roo
 kept by room name, whether or not the room was made through REST (rooms also begin with their
 first participant); deleting a room through REST deletes its services (a trigger).
 
-Storing a service does not run it: running services is issue 10's work.
+Storing a service does not run it: `services.room_services` runs it when its room starts.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 The local server stores services (their `ServiceSpec`, checked as the official model checks it:
 400 naming the field) and renders service templates (`meshagent_core.rest.service_template`, in
 a worker thread; a required variable without a value, or a template that does not render, is a
-400 saying which and where). It does not run services yet: that is issue 10's work, so a stored
-service is a record, not a running container.
+400 saying which and where). A stored service runs when its room starts (`services.room_services`,
+protocol/webhooks.md §8); a container image is recorded, not run.
 
 MCP discovery answers 501: the cloud connects to the MCP server and writes a service (or
 template) for it, and how it writes one is documented nowhere, so the local server does not

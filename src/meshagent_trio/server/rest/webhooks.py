@@ -1,6 +1,6 @@
 """REST handlers of the seed's webhooks and shares (protocol/rest.md §17).
 
-Webhooks are stored only: nothing delivers them yet (issue 10). `connect_share` answers, to
+Webhooks are stored here and delivered by `services.project_webhooks` (protocol/webhooks.md §7). `connect_share` answers, to
 anyone holding the share's id, a participant token for the share's room, made from the share's
 settings (name, role, `api` scope; the user default scope when none is given) and signed with
 the server's key, as `connect_room` signs; the room must not be disabled (423).
