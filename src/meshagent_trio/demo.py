@@ -211,9 +211,9 @@ async def run_demo(data_dir: Path, out: Callable[[str], None] = print) -> dict[s
                 results["service"] = greeting.data
 
             try:
-                await alice.invoke("dataset", "list_tables", {})
+                await alice.invoke("containers", "list_images", {})
             except RoomException as error:
-                out(f"alice asked for datasets -> error {error.code}: {error.message}")
+                out(f"alice asked for container images -> error {error.code}: {error.message}")
                 results["unavailable"] = error.code
         (session,) = await api.list_recent_room_sessions(project_id=project, room_name=room_name)
         results["session_roles"] = await api.get_session_participant_counts(project_id=project, session_id=session.id)

@@ -59,8 +59,8 @@ async def test_unknown_request_type_gets_an_error(server, credentials) -> None:
 
 async def test_unavailable_builtin_toolkit_says_so(server, credentials) -> None:
     async with RoomConnection.open(room_url(server), mint(credentials)) as room:
-        with pytest.raises(RoomException, match="the dataset toolkit is not available on this server") as info:
-            await room.invoke("dataset", "list_tables", {})
+        with pytest.raises(RoomException, match="the containers toolkit is not available on this server") as info:
+            await room.invoke("containers", "list_images", {})
         assert info.value.code == 1007
 
 

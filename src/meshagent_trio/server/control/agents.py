@@ -13,7 +13,7 @@ import msgspec
 from meshagent_core.rest.agents import AgentRecord
 
 from .accounts import contains_pattern
-from .common import Conflict, NotFound, now_iso, require_project
+from .common import Conflict, NotFound, key_page, now_iso, require_project
 
 if TYPE_CHECKING:
     from .plane import ControlPlane
@@ -129,14 +129,10 @@ class AgentStore:
 
         def work(db: sqlite3.Connection) -> tuple[list[AgentRecord], int, str | None]:
             require_project(db, project_id)
-            matching = "project_id = ? AND name LIKE ? ESCAPE '\\'"
-            total = db.execute(f"SELECT count(*) FROM agents WHERE {matching}", (project_id, pattern)).fetchone()[0]
-            rows = db.execute(
-                f"SELECT {_COLUMNS} FROM agents WHERE {matching} AND name > ? ORDER BY name LIMIT ?",
-                (project_id, pattern, after or "", page_size + 1),
-            ).fetchall()
-            agents = [_agent(row) for row in rows[:page_size]]
-            return agents, total, agents[-1].name if len(rows) > page_size else None
+            return key_page(
+                db, "agents", _COLUMNS, _agent, project_id=project_id, after=after, page_size=page_size,
+                where=" AND name LIKE ? ESCAPE '\\'", parameters=(pattern,),
+            )  # fmt: skip
 
         return await self.plane.run(work)
 

@@ -23,7 +23,7 @@ import msgspec
 from meshagent_core.rest.domains import CustomDomain, CustomDomainCondition, RouteInfo, RouteSpec, check_route_spec, is_under, normalize_domain
 
 from ..config import ServerConfig
-from .common import Conflict, ControlError, NotFound, check_room_name, now_iso, require_project
+from .common import Conflict, ControlError, NotFound, check_room_name, key_page, now_iso, require_project
 
 if TYPE_CHECKING:
     from .plane import ControlPlane
@@ -176,14 +176,10 @@ class DomainsStore:
 
         def work(db: sqlite3.Connection) -> tuple[list[RouteInfo], int, str | None]:
             require_project(db, project_id)
-            where = "project_id = ? AND domain LIKE ? ESCAPE '\\'"
-            total = db.execute(f"SELECT count(*) FROM http_routes WHERE {where}", (project_id, _like(filter))).fetchone()[0]
-            rows = db.execute(
-                f"SELECT domain, spec FROM http_routes WHERE {where} AND domain > ? ORDER BY domain LIMIT ?",
-                (project_id, _like(filter), after or "", page_size + 1),
-            ).fetchall()
-            routes = [_route(row) for row in rows[:page_size]]
-            return routes, total, routes[-1].domain if len(rows) > page_size else None
+            return key_page(
+                db, "http_routes", "domain, spec", _route, project_id=project_id, after=after, page_size=page_size,
+                key="domain", where=" AND domain LIKE ? ESCAPE '\\'", parameters=(_like(filter),),
+            )  # fmt: skip
 
         return await self.plane.run(work)
 
@@ -237,13 +233,11 @@ class DomainsStore:
     async def list_custom_domains(self, project_id: str, *, page_size: int, after: str | None, filter: str | None) -> tuple[list[CustomDomain], str | None]:
         def work(db: sqlite3.Connection) -> tuple[list[CustomDomain], str | None]:
             require_project(db, project_id)
-            rows = db.execute(
-                "SELECT domain, project_id, created_at FROM custom_domains WHERE project_id = ? AND domain LIKE ? ESCAPE '\\' AND domain > ? "
-                "ORDER BY domain LIMIT ?",
-                (project_id, _like(filter), after or "", page_size + 1),
-            ).fetchall()
-            domains = [_custom_domain(*row) for row in rows[:page_size]]
-            return domains, domains[-1].domain if len(rows) > page_size else None
+            domains, _, next_token = key_page(
+                db, "custom_domains", "domain, project_id, created_at", lambda row: _custom_domain(*row), project_id=project_id,
+                after=after, page_size=page_size, key="domain", where=" AND domain LIKE ? ESCAPE '\\'", parameters=(_like(filter),),
+            )  # fmt: skip
+            return domains, next_token
 
         return await self.plane.run(work)
 

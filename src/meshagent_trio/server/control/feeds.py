@@ -19,7 +19,7 @@ import msgspec
 
 from meshagent_core.rest.feeds import FEED_NAME_RULE, Feed, FeedSubscription, is_valid_feed_name
 
-from .common import Conflict, ControlError, NotFound, check_room_name, now_iso, require_project
+from .common import Conflict, ControlError, NotFound, check_room_name, key_page, now_iso, require_project
 
 if TYPE_CHECKING:
     from .plane import ControlPlane
@@ -164,13 +164,7 @@ class FeedsStore:
 
         def work(db: sqlite3.Connection) -> tuple[list[Feed], int, str | None]:
             require_project(db, project_id)
-            total = db.execute("SELECT count(*) FROM feeds WHERE project_id = ?", (project_id,)).fetchone()[0]
-            rows = db.execute(
-                f"SELECT {_FEED_COLUMNS} FROM feeds WHERE project_id = ? AND name > ? ORDER BY name LIMIT ?",
-                (project_id, after or "", page_size + 1),
-            ).fetchall()
-            feeds = [_feed(row) for row in rows[:page_size]]
-            return feeds, total, feeds[-1].name if len(rows) > page_size else None
+            return key_page(db, "feeds", _FEED_COLUMNS, _feed, project_id=project_id, after=after, page_size=page_size)
 
         return await self.plane.run(work)
 

@@ -24,7 +24,7 @@ from meshagent_core.rest.models import ApiKeyInfo, ServiceAccount
 from meshagent_core.tokens import ApiKey, encode_api_key
 
 from ..auth import KeyRing, TrustedKey
-from .common import Conflict, ControlError, NotFound, now_iso, require_project
+from .common import Conflict, ControlError, NotFound, key_page, now_iso, require_project
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -188,12 +188,8 @@ class KeyStore:
 
         def work(db: sqlite3.Connection) -> tuple[list[ServiceAccount], str | None]:
             require_project(db, project_id)
-            rows = db.execute(
-                f"SELECT {_ACCOUNT_COLUMNS} FROM service_accounts WHERE project_id = ? AND name > ? ORDER BY name LIMIT ?",
-                (project_id, after or "", page_size + 1),
-            ).fetchall()
-            accounts = [_account(row) for row in rows[:page_size]]
-            return accounts, accounts[-1].name if len(rows) > page_size else None
+            accounts, _, next_token = key_page(db, "service_accounts", _ACCOUNT_COLUMNS, _account, project_id=project_id, after=after, page_size=page_size)
+            return accounts, next_token
 
         return await self.plane.run(work)
 

@@ -25,7 +25,7 @@ from ..sqlite_store import SqliteStore
 from .accounts import AccountStore
 from .access import AccessStore
 from .agents import AgentStore
-from .common import Conflict, NotFound, check_room_name, now_iso, require_project
+from .common import Conflict, NotFound, check_room_name, key_page, now_iso, require_project
 from .keys import KeyStore
 from .sessions import SessionStore
 from .services import ServicesStore
@@ -201,13 +201,7 @@ class ControlPlane:
 
         def work(db: sqlite3.Connection) -> tuple[list[Room], int, str | None]:
             require_project(db, project_id)
-            total = db.execute("SELECT count(*) FROM rooms WHERE project_id = ?", (project_id,)).fetchone()[0]
-            rows = db.execute(
-                "SELECT id, name, metadata, annotations, enabled FROM rooms WHERE project_id = ? AND name > ? ORDER BY name LIMIT ?",
-                (project_id, after or "", page_size + 1),
-            ).fetchall()
-            rooms = [_room(row) for row in rows[:page_size]]
-            return rooms, total, rooms[-1].name if len(rows) > page_size else None
+            return key_page(db, "rooms", "id, name, metadata, annotations, enabled", _room, project_id=project_id, after=after, page_size=page_size)
 
         return await self.run(work)
 

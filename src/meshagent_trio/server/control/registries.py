@@ -23,7 +23,7 @@ import msgspec
 from meshagent_core.rest.registries import ProjectRepository, RepositoryToken, normalize_repository_name
 
 from . import signed_tokens
-from .common import Conflict, ControlError, NotFound, now_iso, require_project
+from .common import Conflict, ControlError, NotFound, key_page, now_iso, require_project
 
 if TYPE_CHECKING:
     from .plane import ControlPlane
@@ -135,13 +135,7 @@ class RegistriesStore:
 
         def work(db: sqlite3.Connection) -> tuple[list[ProjectRepository], int, str | None]:
             require_project(db, project_id)
-            total = db.execute("SELECT count(*) FROM oci_repositories WHERE project_id = ?", (project_id,)).fetchone()[0]
-            rows = db.execute(
-                f"SELECT {_COLUMNS} FROM oci_repositories WHERE project_id = ? AND name > ? ORDER BY name LIMIT ?",
-                (project_id, after or "", page_size + 1),
-            ).fetchall()
-            page = [_repository(row) for row in rows[:page_size]]
-            return page, total, page[-1].name if len(rows) > page_size else None
+            return key_page(db, "oci_repositories", _COLUMNS, _repository, project_id=project_id, after=after, page_size=page_size)
 
         return await self.plane.run(work)
 
