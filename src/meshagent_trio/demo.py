@@ -195,6 +195,12 @@ async def run_demo(data_dir: Path, out: Callable[[str], None] = print) -> dict[s
             results["document"] = await alice.sync.describe(path=plan)
             out(f"after echo-agent ticked the last item, the room's copy is: {results['document']}")
 
+            await agent.datasets.create_table_from_json_data(name="orders", data=[{"item": "tea", "qty": 2}, {"item": "cake", "qty": 1}])
+            await agent.datasets.insert(table="orders", records=[{"item": "scones", "qty": 4}])
+            orders = await agent.datasets.sql(query="SELECT item, qty FROM orders WHERE qty > 1 ORDER BY qty DESC")
+            out(f"echo-agent made the Lance table 'orders', inserted a row, and asked SQL for qty > 1: {orders.to_pylist()}")
+            results["orders"] = orders.to_pylist()
+
             async with services:
                 # room.call: the server mints a token for "greeter" and POSTs a signed webhook
                 # to the ServiceHost, which joins the room with it.

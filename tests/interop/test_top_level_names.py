@@ -18,8 +18,6 @@ pytestmark = pytest.mark.interop
 
 REST = "the REST client and its models (issue 12/13)"
 FILES = "the Files API (issue 13)"
-DATASETS = "the dataset toolkit (issue 15)"
-SQLITE = "the sqlite toolkit (issue 15)"
 SERVICES = "service specs and requirements (issue 14)"
 AGENTS = "the official agent content models, not part of the room protocol"
 UNUSED = "an internal constant of the official package, not needed by the room protocol"
@@ -51,23 +49,6 @@ NOT_YET: dict[str, str] = {
             "FilesPage", "FilesTarget", "PresignedFileUrl", "TargetFilesClient",
         ],
         FILES,
-    ),
-    **dict.fromkeys(
-        [
-            "DatasetExpression", "DatasetIndexConfig", "DatasetJson", "DatasetOptimizeConfig",
-            "DatasetOptimizeResult", "DatasetRecord", "DatasetRowChunks", "DatasetRows", "DatasetStruct",
-            "DatasetTableStats", "DatasetValue", "DatasetValueEncoder", "LANCE_COMPRESSION_METADATA_KEY",
-            "LANCE_ZSTD_FIELD_METADATA",
-        ],
-        DATASETS,
-    ),
-    **dict.fromkeys(
-        [
-            "SqliteClient", "SqliteDatabaseClient", "SqliteDatabaseDetails", "SqliteReplicationSettings",
-            "SqliteSqlCancelResult", "SqliteSqlCommand", "SqliteSqlExecution", "SqliteSqlQuery",
-            "SqliteSqlStatement",
-        ],
-        SQLITE,
     ),
     **dict.fromkeys(
         ["RequiredSchema", "RequiredTable", "RequiredToolkit", "Requirement", "SchemaRegistration", "SchemaRegistry"],

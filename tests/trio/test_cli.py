@@ -26,6 +26,7 @@ async def test_demo_session_against_the_local_server(tmp_path: Path) -> None:
     assert results["job"] == {"job": "tidy"}
     assert results["chat"] == {"text": "thanks!"}
     assert results["service"] == b"hello from the greeter service"
+    assert results["orders"] == [{"item": "scones", "qty": 4}, {"item": "tea", "qty": 2}]
     assert results["session_roles"] == {"agent": 2, "user": 1}  # echo-agent's and the greeter's tokens, and alice's from connect_room
     assert (tmp_path / "credentials.json").exists()
 

@@ -63,9 +63,32 @@ from ..tokens import (
     TunnelsGrant,
 )
 from ..toolkits.agents import ToolContentSpec, ToolContentType
+from ..toolkits.dataset import LANCE_COMPRESSION_METADATA_KEY, LANCE_ZSTD_FIELD_METADATA
+from ..toolkits.records import (
+    DatasetExpression,
+    DatasetJson,
+    DatasetRecord,
+    DatasetRows,
+    DatasetStruct,
+    DatasetValue,
+    DatasetValueEncoder,
+)
 from ..toolkits.storage import StorageEntry
 from .agents import ToolDescription, ToolkitDescription
+from .datasets_models import DatasetIndexConfig, DatasetOptimizeConfig, DatasetOptimizeResult, DatasetRowChunks, DatasetTableStats
 from .developer import RoomLogEvent
+from .memory import (
+    MemoryClient,
+    MemoryDeleteEntitiesResult,
+    MemoryDeleteRelationshipsResult,
+    MemoryDetails,
+    MemoryEntityRecord,
+    MemoryIngestResult,
+    MemoryOptimizeResult,
+    MemoryRecallResult,
+    MemoryRelationshipRecord,
+    MemoryRelationshipSelector,
+)
 from .tool_values import ToolContext
 from .tools import Toolkit, tool
 from .messaging_streams import (
@@ -80,6 +103,17 @@ from .participants import Disconnected, LocalParticipant, Participant, Reconnect
 from .rest import Meshagent, MeshagentConsistency
 from .room import WebSocketClientProtocol, meshagent_base_url, resolve_protocol, websocket_room_url
 from .schemas import deploy_schema
+from .sqlite import (
+    SqliteClient,
+    SqliteDatabaseDetails,
+    SqliteReplicationSettings,
+    SqliteSqlCancelResult,
+    SqliteSqlCommand,
+    SqliteSqlExecution,
+    SqliteSqlQuery,
+    SqliteSqlStatement,
+)
+from .sqlite_database import SqliteDatabaseClient
 from .storage import LocalFileChanged, guess_mime_type
 from .sync import DocumentChanges
 from .webhook_send import send_webhook
@@ -107,7 +141,19 @@ __all__ = [
     "ContainerRegistryGrant",
     "ContainersGrant",
     "Content",
+    "DatasetExpression",
     "DatasetGrant",
+    "DatasetIndexConfig",
+    "DatasetJson",
+    "DatasetOptimizeConfig",
+    "DatasetOptimizeResult",
+    "DatasetRecord",
+    "DatasetRowChunks",
+    "DatasetRows",
+    "DatasetStruct",
+    "DatasetTableStats",
+    "DatasetValue",
+    "DatasetValueEncoder",
     "DeveloperGrant",
     "Disconnected",
     "DocumentChange",
@@ -123,6 +169,8 @@ __all__ = [
     "FilesPolicy",
     "IncomingMessagingStreamRequest",
     "JsonContent",
+    "LANCE_COMPRESSION_METADATA_KEY",
+    "LANCE_ZSTD_FIELD_METADATA",
     "LLMGrant",
     "LinkContent",
     "LivekitGrant",
@@ -135,7 +183,17 @@ __all__ = [
     "ManagedAgentToolkit",
     "ManagedAgentWebFetch",
     "ManagedAgentWebSearch",
+    "MemoryClient",
+    "MemoryDeleteEntitiesResult",
+    "MemoryDeleteRelationshipsResult",
+    "MemoryDetails",
+    "MemoryEntityRecord",
     "MemoryEntryGrant",
+    "MemoryIngestResult",
+    "MemoryOptimizeResult",
+    "MemoryRecallResult",
+    "MemoryRelationshipRecord",
+    "MemoryRelationshipSelector",
     "MemoryGrant",
     "MemoryPermissions",
     "MeshDocument",
@@ -167,8 +225,17 @@ __all__ = [
     "SecretsGrant",
     "ServerError",
     "ServicesGrant",
+    "SqliteClient",
+    "SqliteDatabaseClient",
+    "SqliteDatabaseDetails",
     "SqliteDatabaseGrant",
     "SqliteGrant",
+    "SqliteReplicationSettings",
+    "SqliteSqlCancelResult",
+    "SqliteSqlCommand",
+    "SqliteSqlExecution",
+    "SqliteSqlQuery",
+    "SqliteSqlStatement",
     "SqliteTableGrant",
     "StorageEntry",
     "StorageGrant",

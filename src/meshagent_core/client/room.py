@@ -1,6 +1,6 @@
 """`RoomClient`: a participant in a room, with its sub-clients (`room.storage`, `room.messaging`,
 `room.queues`, `room.developer`, `room.agents`, `room.sync`, `room.mounts`, `room.livekit`,
-`room.services`).
+`room.services`, `room.sqlite`).
 
 Written once for every event loop: it awaits only its connection class's backend. An adapter
 binds it (`meshagent_trio.RoomClient`, `meshagent_anyio.RoomClient`). Use it as an async context
@@ -25,9 +25,11 @@ from ..errors import ConnectionLost, RoomException
 from ..session import events as ev
 from .agents import AgentsClient
 from .connection import RoomConnection, ToolCallStream
+from .datasets import DatasetsClient
 from .developer import DeveloperClient
 from .exception_groups import unwrap_group
 from .livekit import LivekitClient
+from .memory import MemoryClient
 from .messaging import MessagingClient
 from .mounts import MountsClient
 from .participants import (
@@ -42,6 +44,7 @@ from .participants import (
 )
 from .queues import QueuesClient
 from .services import ServicesClient
+from .sqlite import SqliteClient
 from .storage import StorageClient
 from .sync import SyncClient
 from .websocket import HandshakeRejected, WebSocketClosed
@@ -225,6 +228,9 @@ class RoomClient:
         self.mounts: MountsClient = MountsClient(self)
         self.livekit: LivekitClient = LivekitClient(self)
         self.services: ServicesClient = ServicesClient(self)
+        self.sqlite: SqliteClient = SqliteClient(self)
+        self.datasets: DatasetsClient = DatasetsClient(self)
+        self.memory: MemoryClient = MemoryClient(self)
 
     # --- lifecycle ------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 #: The content type of every Arrow payload.
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 
-__all__ = ["ARROW_STREAM", "ArrowDataError", "read_schema_blob", "read_stream", "require_pyarrow", "schema_blob", "stream_bytes"]
+__all__ = ["ARROW_STREAM", "ArrowDataError", "normalize_schema", "read_schema_blob", "read_stream", "require_pyarrow", "schema_blob", "stream_bytes"]
 
 
 class ArrowDataError(ValueError):
@@ -75,3 +75,21 @@ def read_stream(data: bytes) -> "pyarrow.Table":
         return pa.ipc.open_stream(pa.BufferReader(data)).read_all()
     except (pa.ArrowInvalid, pa.ArrowException, OSError) as error:
         raise ArrowDataError(f"not an Arrow IPC stream: {error}") from None
+
+
+def normalize_schema(schema: Any, *, label: str = "schema field") -> "pyarrow.Schema":
+    """A `pyarrow.Schema` as it is, or one made from a mapping of column name →
+    `pyarrow.DataType` / `pyarrow.Field`; `TypeError` "<label> '<name>' must be a
+    pyarrow.DataType or pyarrow.Field" for anything else."""
+    pa = require_pyarrow()
+    if isinstance(schema, pa.Schema):
+        return schema
+    fields = []
+    for name, value in schema.items():
+        if isinstance(value, pa.Field):
+            fields.append(pa.field(name, value.type, nullable=value.nullable, metadata=value.metadata))
+        elif isinstance(value, pa.DataType):
+            fields.append(pa.field(name, value))
+        else:
+            raise TypeError(f"{label} '{name}' must be a pyarrow.DataType or pyarrow.Field")
+    return pa.schema(fields)

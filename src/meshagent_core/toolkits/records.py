@@ -172,13 +172,15 @@ def decode_record_value(value: Any) -> Any:
         if wrapper == "expression":
             return DatasetExpression(_text(wrapper, payload, "expression"))
         if wrapper == "date":
+            text = _text(wrapper, payload, "date")
             try:
-                return date.fromisoformat(_text(wrapper, payload, "date"))
+                return date.fromisoformat(text)
             except ValueError:
                 raise ValueError("dataset date value is not valid") from None
         if wrapper == "timestamp":
+            text = _text(wrapper, payload, "timestamp")
             try:
-                return datetime.fromisoformat(_text(wrapper, payload, "timestamp").replace("Z", "+00:00"))
+                return datetime.fromisoformat(text.replace("Z", "+00:00"))
             except ValueError:
                 raise ValueError("dataset timestamp value is not valid") from None
         if wrapper == "list":

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from ..toolkit import Toolkit
-from . import developer, livekit, messaging, mounts, queues, services, storage, sync
+from . import dataset, developer, livekit, memory, messaging, mounts, queues, services, sqlite, storage, sync
 
 BUILTIN_TOOLKITS: dict[str, Toolkit] = {
     toolkit.name: toolkit
     for toolkit in (
+        dataset.toolkit,
         developer.toolkit,
         livekit.toolkit,
+        memory.toolkit,
         messaging.toolkit,
         mounts.toolkit,
         queues.toolkit,
         services.toolkit,
+        sqlite.toolkit,
         storage.toolkit,
         sync.toolkit,
     )
@@ -21,4 +24,4 @@ BUILTIN_TOOLKITS: dict[str, Toolkit] = {
 
 #: Built-in toolkits of the MeshAgent cloud that this server does not provide (yet): calls get
 #: a clear error instead of being routed to a participant.
-UNAVAILABLE_TOOLKITS = frozenset({"dataset", "sqlite", "memory", "containers"})
+UNAVAILABLE_TOOLKITS = frozenset({"containers"})
