@@ -9,35 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pytest
 import trio
 
 from meshagent_core import messages
-from meshagent_core import BinaryContent, ControlContent, ErrorContent, JsonContent, RoomException, TextContent
-from meshagent_core.toolkits.arrow_ipc import ARROW_STREAM, read_stream, stream_bytes
+from meshagent_core import BinaryContent, ErrorContent, JsonContent, TextContent
+from meshagent_core.toolkits.arrow_ipc import read_stream, stream_bytes
 from meshagent_trio.connection import RoomConnection
 from meshagent_trio.server.toolkits.open_queries import queries_of
-from roomtest import mint, room_url
+from datatest import DATA, PULL, ROOM, fails, join, opened
 
-ROOM = "test-room"
-DATA = {"kind": "data", "content_type": ARROW_STREAM}
-PULL = BinaryContent(headers={"kind": "pull"})
-
-
-def join(server, credentials, name: str = "alice"):
-    return RoomConnection.open(room_url(server), mint(credentials, name=name))
-
-
-async def fails(code: int, awaitable: Any) -> RoomException:
-    with pytest.raises(RoomException) as info:
-        await awaitable
-    assert info.value.code == code, info.value
-    return info.value
-
-
-async def opened(stream) -> None:
-    response = await stream.response()
-    assert isinstance(response, ControlContent) and response.is_open, response
 
 
 async def rest(stream) -> list[Any]:
