@@ -55,6 +55,30 @@ def _rows(args: argparse.Namespace) -> list[Row]:
 # --- the columns ---------------------------------------------------------------------------------
 
 
+async def _measure_datasets(datasets: Any, args: argparse.Namespace, index_config: Any) -> dict[str, Any]:
+    """The workload on a `room.datasets` (ours or the official one: the same names)."""
+
+    async def create_and_insert() -> None:
+        await datasets.create_table_with_schema(name=TABLE, schema=bench.schema(), mode="overwrite")
+        await datasets.insert_stream(table=TABLE, chunks=bench.achunks(args))
+
+    async def search(key: int) -> int:
+        return (await datasets.search(table=TABLE, where=f"id = {key}", limit=10)).num_rows
+
+    async def warm_up() -> None:
+        await datasets.create_table_with_schema(name="warm_up", schema=bench.schema(), data=bench.chunk(0, 1000), mode="overwrite")
+        await datasets.search(table="warm_up", where="id = 1")
+
+    return await bench.measure(
+        args,
+        create_and_insert,
+        lambda: datasets.count(table=TABLE),
+        lambda: datasets.create_index(table=TABLE, config=index_config(column="id", index_type="BTREE")),
+        search,
+        warm_up=warm_up,
+    )
+
+
 async def _ours(api_url: str, args: argparse.Namespace) -> dict[str, Any]:
     import meshagent_trio
     from meshagent_core.client.datasets_models import DatasetIndexConfig
@@ -62,27 +86,7 @@ async def _ours(api_url: str, args: argparse.Namespace) -> dict[str, Any]:
 
     url = meshagent_trio.websocket_room_url(room_name=common.ROOM, environ={"MESHAGENT_API_URL": api_url})
     async with meshagent_trio.connect(url, common.bench_token(ParticipantToken, ApiScope, "bench-ours")) as room:
-        datasets = room.datasets
-
-        async def create_and_insert() -> None:
-            await datasets.create_table_with_schema(name=TABLE, schema=bench.schema(), mode="overwrite")
-            await datasets.insert_stream(table=TABLE, chunks=bench.achunks(args))
-
-        async def search(key: int) -> int:
-            return (await datasets.search(table=TABLE, where=f"id = {key}", limit=10)).num_rows
-
-        async def warm_up() -> None:
-            await datasets.create_table_with_schema(name="warm_up", schema=bench.schema(), data=bench.chunk(0, 1000), mode="overwrite")
-            await datasets.search(table="warm_up", where="id = 1")
-
-        return await bench.measure(
-            args,
-            create_and_insert,
-            lambda: datasets.count(table=TABLE),
-            lambda: datasets.create_index(table=TABLE, config=DatasetIndexConfig(column="id", index_type="BTREE")),
-            search,
-            warm_up=warm_up,
-        )
+        return await _measure_datasets(room.datasets, args, DatasetIndexConfig)
 
 
 def _ours_worker(api_url: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -95,27 +99,7 @@ async def _official(api_url: str, args: argparse.Namespace) -> dict[str, Any]:
     from meshagent.api.room_server_client import DatasetIndexConfig
 
     async with common.official_room(api_url, "bench-official") as room:
-        datasets = room.datasets
-
-        async def create_and_insert() -> None:
-            await datasets.create_table_with_schema(name=TABLE, schema=bench.schema(), mode="overwrite")
-            await datasets.insert_stream(table=TABLE, chunks=bench.achunks(args))
-
-        async def search(key: int) -> int:
-            return (await datasets.search(table=TABLE, where=f"id = {key}", limit=10)).num_rows
-
-        async def warm_up() -> None:
-            await datasets.create_table_with_schema(name="warm_up", schema=bench.schema(), data=bench.chunk(0, 1000), mode="overwrite")
-            await datasets.search(table="warm_up", where="id = 1")
-
-        return await bench.measure(
-            args,
-            create_and_insert,
-            lambda: datasets.count(table=TABLE),
-            lambda: datasets.create_index(table=TABLE, config=DatasetIndexConfig(column="id", index_type="BTREE")),
-            search,
-            warm_up=warm_up,
-        )
+        return await _measure_datasets(room.datasets, args, DatasetIndexConfig)
 
 
 def _official_worker(api_url: str, args: argparse.Namespace) -> dict[str, Any]:
