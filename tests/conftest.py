@@ -10,8 +10,15 @@ from typing import AsyncIterator
 
 import pytest
 import trio
+from hypothesis import settings
 
 from meshagent_trio.server import Credentials, Server, ServerConfig
+
+# Property tests check what is generated, not how fast: on a shared two-core CI machine an
+# example that first touches a cold import or a page-in can take 400 ms, which Hypothesis'
+# default 200 ms deadline reports as a flaky failure. No test here relies on the deadline.
+settings.register_profile("meshagent", deadline=None)
+settings.load_profile("meshagent")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
