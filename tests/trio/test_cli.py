@@ -59,7 +59,7 @@ def test_version_and_help_with_defaults() -> None:
     assert cli("--version").stdout.strip() == f"meshagent-trio {__version__}"
     help_text = " ".join(cli("serve", "--help").stdout.split())
     for option, default in (("--host", "127.0.0.1"), ("--port", "8078"), ("--data-dir", ".meshagent-data"), ("--log-level", "warning")):
-        assert option in help_text and f"(default: {default})" in help_text
+        assert option in help_text and f"default: {default}" in help_text
 
 
 def test_serve_on_a_busy_port_is_one_line(tmp_path: Path) -> None:
@@ -78,15 +78,16 @@ def test_serve_on_a_busy_port_is_one_line(tmp_path: Path) -> None:
 
 def test_option_errors_are_one_line(tmp_path: Path) -> None:
     for args, expected in (
-        (("serve", "--log-level", "verbose"), "argument --log-level: 'verbose' is not one of debug, info, warning, error, critical"),
-        (("serve", "--port", "http"), "argument --port: not a port number: 'http'"),
-        (("serve", "--port", "70000"), "argument --port: a port is between 0 and 65535, not 70000"),
-        (("serve", "--colour"), "unrecognized arguments: --colour"),
+        (("serve", "--log-level", "verbose"), ("'--log-level'", "'verbose'", "debug")),
+        (("serve", "--port", "http"), ("'--port'",)),
+        (("serve", "--port", "70000"), ("'--port'", "70000", "65535")),
+        (("serve", "--colour"), ("No such option", "--colour")),
     ):
         result = cli(*args)
         assert result.returncode == 2, args
         lines = result.stderr.splitlines()
-        assert len(lines) == 1 and expected in lines[0], (args, result.stderr)
+        assert len(lines) == 1 and lines[0].startswith("meshagent-trio serve: error: "), (args, result.stderr)
+        assert all(fragment in lines[0] for fragment in expected) and "--help" in lines[0], (args, result.stderr)
 
 
 def test_a_data_dir_that_cannot_be_used_is_one_line(tmp_path: Path) -> None:

@@ -1,0 +1,185 @@
+"""What every command shares: the options named as the official `meshagent` CLI names them,
+where the room and the REST API are found (the SDK's environment variables, and a `.env` file
+in the working directory), and how a command runs and fails.
+
+A command is a plain function that hands its async body to `run()`:
+
+    @app.command("ls", epilog=example("meshagent-trio room storage ls --room lobby room://docs"))
+    def ls(room: RoomOption = None, path: str = "") -> None:
+        async def body() -> None:
+            async with room_session(room) as client:
+                ...
+        run(body)
+
+An operation that fails ends the command with one line on stderr and status 1: raise
+`CommandFailed` for failures the command detects itself; any other exception (a room's or the
+server's answer) is described the same way. Ctrl-C ends it with status 130, usage errors
+(`typer.BadParameter`, the parser's own) with 2. `main()` does all of that.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, AsyncIterator, Awaitable, Callable, Optional, TypeVar
+
+import typer
+
+T = TypeVar("T")
+
+#: Seconds a command waits for its first connection to a room before it gives up.
+CONNECT_TIMEOUT = 15.0
+#: The participant name the command line joins rooms with (`MESHAGENT_PARTICIPANT_NAME` wins).
+PARTICIPANT_NAME = "cli"
+
+
+class CommandFailed(Exception):
+    """The operation could not be done; the message is the one line the user sees."""
+
+
+class OutputFormat(str, enum.Enum):
+    table = "table"
+    json = "json"
+
+
+OutputOption = Annotated[
+    OutputFormat,
+    typer.Option("--output", "-o", help="table (aligned, for people) or json (stable, for programs)", case_sensitive=False),
+]
+ProjectIdOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--project-id",
+        envvar="MESHAGENT_PROJECT_ID",
+        help="The project (default: $MESHAGENT_PROJECT_ID, else the project of $MESHAGENT_API_KEY).",
+        show_envvar=False,
+    ),
+]
+RoomOption = Annotated[
+    Optional[str],
+    typer.Option("--room", envvar="MESHAGENT_ROOM", help="Room name (default: $MESHAGENT_ROOM).", show_envvar=False),
+]
+
+
+def example(*commands: str) -> str:
+    """A command's `--help` epilog: its examples, one per line."""
+    lines = "\n".join(f"  {command}" for command in commands)
+    return f"\b\nExample{'s' if len(commands) > 1 else ''}:\n{lines}"
+
+
+def group(help: str, **settings: Any) -> typer.Typer:
+    """A command group: `--help` when called alone, no completion options of its own."""
+    return typer.Typer(help=help, no_args_is_help=True, add_completion=False, rich_markup_mode=None, **settings)
+
+
+def require_room(room: str | None) -> str:
+    if not room:
+        raise typer.BadParameter("a room is needed: pass --room NAME or set MESHAGENT_ROOM", param_hint="--room")
+    return room
+
+
+def parse_json_option(text: str, option: str) -> Any:
+    """The value of a `--json`-like option; bad JSON is a usage error naming the option."""
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise typer.BadParameter(f"not valid JSON: {error}", param_hint=option) from None
+
+
+def run(body: Callable[[], Awaitable[T]]) -> T:
+    """Run one command's async body under Trio. What it raises reaches `main()`, which makes
+    it the command's one-line error and exit status (see the module docstring)."""
+    import trio
+
+    return trio.run(body)
+
+
+def describe(error: BaseException) -> str:
+    """One line for what went wrong: the first leaf of an exception group, with the error's
+    own text (a room error's message, an HTTP error's answer)."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    text = " ".join(str(error).split())
+    if isinstance(error, (CommandFailed, OSError)) or type(error).__module__.startswith("meshagent"):
+        return text or type(error).__name__
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+# --- where things are ------------------------------------------------------------------------
+
+
+def participant_name() -> str:
+    return os.environ.get("MESHAGENT_PARTICIPANT_NAME") or PARTICIPANT_NAME
+
+
+def room_token(room: str) -> str | None:
+    """The token to join `room` with: `MESHAGENT_TOKEN` when it is for this room
+    (`MESHAGENT_ROOM`, as the official CLI checks), else one minted with the API key for a
+    user with every API but secrets (None when there is nothing to mint with)."""
+    token = os.environ.get("MESHAGENT_TOKEN")
+    if token and os.environ.get("MESHAGENT_ROOM") in (None, "", room):
+        return token
+    from meshagent_core.tokens import ApiScope, ParticipantToken
+
+    minted = ParticipantToken(name=participant_name())
+    minted.add_room_grant(room)
+    minted.add_api_grant(ApiScope.full())
+    if os.environ.get("MESHAGENT_API_KEY"):
+        return minted.to_jwt(api_key=os.environ["MESHAGENT_API_KEY"])
+    if os.environ.get("MESHAGENT_SECRET"):
+        return minted.to_jwt(token=os.environ["MESHAGENT_SECRET"])
+    return None
+
+
+@asynccontextmanager
+async def room_session(room: str | None) -> AsyncIterator[Any]:
+    """A `RoomClient` joined to `room` for the length of the block."""
+    from ..client import RoomClient
+
+    name = require_room(room)
+    token = room_token(name)
+    if token is None:
+        raise CommandFailed("nothing to join the room with: set MESHAGENT_API_KEY (or MESHAGENT_TOKEN for this room)")
+    async with RoomClient.connect(name, token, connect_timeout=CONNECT_TIMEOUT) as client:
+        yield client
+
+
+@asynccontextmanager
+async def rest_session() -> AsyncIterator[Any]:
+    """The REST client (`Meshagent`) for `MESHAGENT_API_URL` with `MESHAGENT_API_KEY`."""
+    from .. import Meshagent
+
+    if not (os.environ.get("MESHAGENT_API_KEY") or os.environ.get("MESHAGENT_TOKEN")):
+        raise CommandFailed("no credentials: set MESHAGENT_API_KEY (meshagent-trio serve prints it)")
+    async with Meshagent(token=os.environ.get("MESHAGENT_API_KEY") or os.environ.get("MESHAGENT_TOKEN")) as api:
+        yield api
+
+
+def resolve_project_id(project_id: str | None) -> str:
+    """The project a REST command acts in: `--project-id`, else `MESHAGENT_PROJECT_ID` (both
+    arrive here as `project_id`), else the project the API key belongs to."""
+    if project_id:
+        return project_id
+    key = os.environ.get("MESHAGENT_API_KEY")
+    if key:
+        from meshagent_core.tokens import parse_api_key
+
+        try:
+            return parse_api_key(key).project_id
+        except ValueError as error:
+            raise CommandFailed(f"MESHAGENT_API_KEY is not an API key: {error}") from None
+    raise CommandFailed("no project: pass --project-id, or set MESHAGENT_PROJECT_ID or MESHAGENT_API_KEY")
+
+
+def load_dotenv_file() -> None:
+    """Variables from `./.env` that the environment does not already set (the environment wins)."""
+    from pathlib import Path
+
+    path = Path.cwd() / ".env"
+    if path.is_file():
+        from dotenv import load_dotenv
+
+        load_dotenv(path, override=False)
