@@ -80,7 +80,7 @@ def test_option_errors_are_one_line(tmp_path: Path) -> None:
     for args, expected in (
         (("serve", "--log-level", "verbose"), ("'--log-level'", "'verbose'", "debug")),
         (("serve", "--port", "http"), ("'--port'",)),
-        (("serve", "--port", "70000"), ("'--port'", "70000", "65535")),
+        (("serve", "--port", "70000"), ("'--port'", "65535")),
         (("serve", "--colour"), ("No such option", "--colour")),
     ):
         result = cli(*args)
