@@ -7,7 +7,7 @@ import io
 import json
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from meshagent_trio.cli import main
 
@@ -48,6 +48,16 @@ def invoke(*args: str, input: str | None = None) -> CliResult:
     finally:
         sys.stdin, sys.stdout, sys.stderr = stdin, stdout, stderr
     return CliResult(tuple(args), code, out.getvalue(), err.getvalue())
+
+
+#: The `cli` fixture's type.
+Cli = Callable[..., CliResult]
+
+
+def ok(result: CliResult) -> CliResult:
+    """The command succeeded; its result."""
+    assert result.exit_code == 0, result
+    return result
 
 
 def assert_one_line_error(result: CliResult, code: int, *fragments: str) -> str:

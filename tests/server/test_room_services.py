@@ -5,6 +5,8 @@ ServiceHost in miniature), and the `services` toolkit through `room.services`.""
 
 from __future__ import annotations
 
+from meshagent_core.client.room import websocket_room_url
+
 import json
 import os
 import shlex
@@ -160,7 +162,8 @@ async def test_a_local_service_runs_restarts_and_stops_with_its_session(server: 
         [session] = [s for s in await rest_sessions(server) if s.room_name == "test-room"]
         assert env["MESHAGENT_ROOM"] == "test-room" and env["MESHAGENT_PROJECT_ID"] == credentials.project_id
         assert env["MESHAGENT_SESSION_ID"] == session.id and env["MESHAGENT_HOST"] == "127.0.0.1"
-        assert env["MESHAGENT_ROOM_URL"] == server.config.room_url("test-room")
+        # A base the clients append /rooms/<name> to, as they read MESHAGENT_ROOM_URL.
+        assert websocket_room_url(room_name="test-room", environ={"MESHAGENT_ROOM_URL": env["MESHAGENT_ROOM_URL"]}) == server.config.room_url("test-room")
         assert env["MESHAGENT_API_URL"] == f"http://{server.config.host}:{server.port}"
         assert env["EXTRA"] == "extra value" and env["MESHAGENT_API_KEY"] is None and env["MESHAGENT_SECRET"] is None
         helper, _ = verify_token(server.control.keys.ring, env["HELPER_TOKEN"], now=None)

@@ -4,6 +4,7 @@ aliases take the plural names some users type."""
 
 from __future__ import annotations
 
+import functools
 import importlib
 from typing import Annotated, Any, Optional
 
@@ -42,6 +43,11 @@ TOP_GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("token", "token_commands", ()),
     ("call", "call_commands", ()),
 )
+
+
+#: Hidden aliases that are not the official CLI's: the older `room database`, and the plural
+#: group names the issue and some users type.
+EXTENSIONS = ("room database", "projects", "api-keys", "secrets", "services", "scheduled-tasks", "mailboxes", "webhooks", "sessions")
 
 
 def _module(name: str) -> Any:
@@ -96,6 +102,8 @@ def _add(parent: typer.Typer, name: str, child: typer.Typer, aliases: tuple[str,
         parent.add_typer(child, name=alias, hidden=True)
 
 
+@functools.cache
 def build_command() -> Any:
-    """The click command `main()` runs."""
+    """The click command `main()` runs (built once per process: the tree has hundreds of
+    commands)."""
     return typer.main.get_command(build_app())

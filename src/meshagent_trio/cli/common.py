@@ -102,10 +102,25 @@ def describe(error: BaseException) -> str:
     own text (a room error's message, an HTTP error's answer)."""
     while isinstance(error, BaseExceptionGroup) and error.exceptions:
         error = error.exceptions[0]
+    http_status = getattr(error, "http_status", None)
+    if isinstance(http_status, int):  # a REST answer: its status and the server's own words
+        return f"HTTP {http_status}: {rest_message(error)}"
     text = " ".join(str(error).split())
     if isinstance(error, (CommandFailed, OSError)) or type(error).__module__.startswith("meshagent"):
         return text or type(error).__name__
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def rest_message(error: BaseException) -> str:
+    """The message inside a REST error's JSON answer (`{"error": {"message": …}}` or
+    `{"error": "…"}`), else the error's text."""
+    import json
+
+    try:
+        answer = json.loads(getattr(error, "body", None) or "")["error"]
+        return " ".join(str(answer["message"] if isinstance(answer, dict) else answer).split())
+    except (ValueError, KeyError, TypeError):
+        return " ".join(str(error).split())
 
 
 # --- where things are ------------------------------------------------------------------------

@@ -141,7 +141,8 @@ def service_environment(session: ServiceSession, spec: ServiceSpec, ports: PortP
     claims = service_claims(spec)
     if container.template != "none":
         env["MESHAGENT_ROOM"] = room.name
-        env["MESHAGENT_ROOM_URL"] = room.config.room_url(room.name)
+        # A base, as the official clients read it: they append /rooms/<name> themselves.
+        env["MESHAGENT_ROOM_URL"] = room.config.room_url(room.name).rsplit("/rooms/", 1)[0]
         env["MESHAGENT_API_URL"] = http_base_url(room.config)
         env["MESHAGENT_PROJECT_ID"] = room.project_id
         env["MESHAGENT_TOKEN"] = mint_call_token(room, spec.metadata.name, None, claims=claims)
