@@ -89,6 +89,19 @@ def parse_json_option(text: str, option: str) -> Any:
         raise typer.BadParameter(f"not valid JSON: {error}", param_hint=option) from None
 
 
+def parse_object_option(text: str | None, option: str, *, strings: bool = False) -> dict[str, Any] | None:
+    """The JSON object an option like `--metadata` holds (None when not given); anything else
+    is a usage error naming the option. `strings`: every value must be a string (annotations)."""
+    if text is None:
+        return None
+    value = parse_json_option(text, option)
+    if not isinstance(value, dict):
+        raise typer.BadParameter("expected a JSON object", param_hint=option)
+    if strings and not all(isinstance(item, str) for item in value.values()):
+        raise typer.BadParameter("every value must be a string", param_hint=option)
+    return value
+
+
 def run(body: Callable[[], Awaitable[T]]) -> T:
     """Run one command's async body under Trio. What it raises reaches `main()`, which makes
     it the command's one-line error and exit status (see the module docstring)."""
@@ -162,6 +175,17 @@ async def room_session(room: str | None) -> AsyncIterator[Any]:
         yield client
 
 
+def in_room(room: str | None, operation: Callable[[Any], Awaitable[T]]) -> T:
+    """Join `room`, do one operation with its client, leave; the operation's result:
+    `in_room(room, lambda client: client.queues.list())`."""
+
+    async def body() -> T:
+        async with room_session(room) as client:
+            return await operation(client)
+
+    return run(body)
+
+
 @asynccontextmanager
 async def rest_session() -> AsyncIterator[Any]:
     """The REST client (`Meshagent`) for `MESHAGENT_API_URL` with `MESHAGENT_API_KEY`."""
@@ -171,6 +195,17 @@ async def rest_session() -> AsyncIterator[Any]:
         raise CommandFailed("no credentials: set MESHAGENT_API_KEY (meshagent-trio serve prints it)")
     async with Meshagent(token=os.environ.get("MESHAGENT_API_KEY") or os.environ.get("MESHAGENT_TOKEN")) as api:
         yield api
+
+
+def with_api(operation: Callable[[Any], Awaitable[T]]) -> T:
+    """One REST operation with the `Meshagent` client; its result:
+    `with_api(lambda api: api.list_webhooks(project_id=project))`."""
+
+    async def body() -> T:
+        async with rest_session() as api:
+            return await operation(api)
+
+    return run(body)
 
 
 def resolve_project_id(project_id: str | None) -> str:

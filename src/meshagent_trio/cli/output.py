@@ -71,6 +71,20 @@ def print_data(
     sys.stdout.write(_cell(plain, limit=None) + "\n")
 
 
+def print_listing(key: str | None, rows: Sequence[Any], output: OutputFormat, *, columns: Sequence[str], empty: str) -> None:
+    """A list as a table, or in JSON as the official CLI prints it: `{key: [...]}` (a bare list
+    when `key` is None)."""
+    if output is OutputFormat.json and key is not None:
+        print_data({key: list(rows)}, output)
+    else:
+        print_data(list(rows), output, columns=columns, empty=empty)
+
+
+def note(text: str) -> None:
+    """A line for people on stderr (stdout holds only data)."""
+    print(text, file=sys.stderr)
+
+
 def print_table(rows: list[dict[str, Any]], *, columns: Sequence[str] | None = None, title: str | None = None) -> None:
     from rich.table import Table
 

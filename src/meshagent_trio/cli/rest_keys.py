@@ -13,7 +13,7 @@ import typer
 
 from .common import CommandFailed, OutputFormat, OutputOption, ProjectIdOption, example, group, resolve_project_id, rest_session, run
 from .output import print_data
-from .rest_projects import note, print_listing
+from .output import note, print_listing
 
 EXTENSIONS = ("api-key", "api-key list", "api-key create", "api-key delete")
 

@@ -10,12 +10,12 @@ where the official CLI does)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional, Sequence
+from typing import Annotated, Any, Optional
 
 import typer
 
-from .common import CommandFailed, OutputFormat, OutputOption, ProjectIdOption, example, group, resolve_project_id, rest_session, run
-from .output import print_data
+from .common import CommandFailed, OutputFormat, OutputOption, ProjectIdOption, example, group, resolve_project_id, rest_session, run, with_api
+from .output import note, print_data, print_listing
 
 EXTENSIONS = ("project create --output", "project create -o")
 
@@ -27,40 +27,6 @@ ROOM_ROLES = ("guest", "viewer", "operator", "developer", "admin")
 ROUTER_KEYS = ("allowedModels", "apps", "rules")
 
 
-# --- shared by the REST groups -----------------------------------------------------------------
-
-
-def parse_object_option(text: str | None, option: str, *, strings: bool = False) -> dict[str, Any] | None:
-    """The JSON object an option like `--metadata` holds (None when not given); anything else
-    is a usage error naming the option. `strings`: every value must be a string (annotations)."""
-    if text is None:
-        return None
-    from .common import parse_json_option
-
-    value = parse_json_option(text, option)
-    if not isinstance(value, dict):
-        raise typer.BadParameter("expected a JSON object", param_hint=option)
-    if strings and not all(isinstance(item, str) for item in value.values()):
-        raise typer.BadParameter("every value must be a string", param_hint=option)
-    return value
-
-
-def print_listing(key: str | None, rows: Sequence[Any], output: OutputFormat, *, columns: Sequence[str], empty: str) -> None:
-    """A list as a table, or in JSON as the official CLI prints it: `{key: [...]}` (a bare list
-    when `key` is None)."""
-    if output is OutputFormat.json and key is not None:
-        print_data({key: list(rows)}, output)
-    else:
-        print_data(list(rows), output, columns=columns, empty=empty)
-
-
-def note(text: str) -> None:
-    """A line for people on stderr (stdout holds only data)."""
-    import sys
-
-    print(text, file=sys.stderr)
-
-
 # --- projects --------------------------------------------------------------------------------
 
 PROJECT_COLUMNS = ("id", "name", "project_key")
@@ -70,11 +36,7 @@ PROJECT_COLUMNS = ("id", "name", "project_key")
 def create(name: Annotated[str, typer.Argument(help="Project name")], output: OutputOption = OutputFormat.table) -> None:
     """Create a new project."""
 
-    async def body() -> Any:
-        async with rest_session() as api:
-            return await api.create_project(name=name)
-
-    print_data(run(body), output)
+    print_data(with_api(lambda api: api.create_project(name=name)), output)
 
 
 @app.command("list", epilog=example("meshagent-trio project list", "meshagent-trio project list -o json"))
@@ -125,11 +87,7 @@ def get_llm_router_config(
     """Print the project's LLM router configuration (allowedModels, apps, rules) as YAML."""
     import yaml
 
-    async def body() -> Any:
-        async with rest_session() as api:
-            return await api.get_project_settings_document(resolve_project_id(project_id), "router")
-
-    document = run(body) or {}
+    document = with_api(lambda api: api.get_project_settings_document(resolve_project_id(project_id), "router")) or {}
     text = yaml.safe_dump({key: document[key] for key in ROUTER_KEYS if key in document}, sort_keys=False, allow_unicode=True)
     if output is None:
         import sys
@@ -179,11 +137,7 @@ def reset_room_roles(project_id: ProjectIdOption = None) -> None:
 
 
 def _put_settings(project_id: str | None, name: str, document: dict[str, Any]) -> None:
-    async def body() -> None:
-        async with rest_session() as api:
-            await api.set_project_settings_document(resolve_project_id(project_id), name, document)
-
-    run(body)
+    with_api(lambda api: api.set_project_settings_document(resolve_project_id(project_id), name, document))
 
 
 def _read_yaml(path: Path, what: str) -> dict[str, Any]:

@@ -9,9 +9,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .common import CommandFailed, OutputFormat, OutputOption, ProjectIdOption, example, group, resolve_project_id, rest_session, run
-from .output import print_data
-from .rest_projects import note, parse_object_option, print_listing
+from .common import CommandFailed, OutputFormat, OutputOption, ProjectIdOption, example, group, parse_object_option, resolve_project_id, rest_session, run, with_api
+from .output import note, print_data, print_listing
 
 EXTENSIONS = ("rooms create --output", "rooms create -o", "rooms get --output", "rooms get -o")
 
@@ -160,11 +159,7 @@ def get(
     """Show one room."""
     room_name = _room_name(room, name)
 
-    async def body() -> Any:
-        async with rest_session() as api:
-            return await api.get_room(project_id=resolve_project_id(project_id), name=room_name)
-
-    print_data(room_record(run(body)), output)
+    print_data(room_record(with_api(lambda api: api.get_room(project_id=resolve_project_id(project_id), name=room_name))), output)
 
 
 @app.command("delete", epilog=example("meshagent-trio rooms delete --name scratch", "meshagent-trio rooms delete --id 0c6f…"))
@@ -216,11 +211,7 @@ def update(
 def status(room: Annotated[str, typer.Argument(help="Room name")], project_id: ProjectIdOption = None, output: OutputOption = OutputFormat.table) -> None:
     """Show whether the room has a running session (Allocated), since when, and for how long."""
 
-    async def body() -> Any:
-        async with rest_session() as api:
-            return await api.get_room_status(project_id=resolve_project_id(project_id), name=room)
-
-    print_data(run(body), output)
+    print_data(with_api(lambda api: api.get_room_status(project_id=resolve_project_id(project_id), name=room)), output)
 
 
 @app.command("events", epilog=example("meshagent-trio rooms events planning", "meshagent-trio rooms events planning --count 20 -o json"))

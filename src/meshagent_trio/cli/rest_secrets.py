@@ -12,10 +12,9 @@ from typing import Annotated, Any, Awaitable, Callable, Optional, TypeVar
 
 import typer
 
-from .common import OutputFormat, OutputOption, ProjectIdOption, example, group, resolve_project_id, rest_session, run
-from .output import print_data
+from .common import OutputFormat, OutputOption, ProjectIdOption, example, group, parse_object_option, resolve_project_id, rest_session, run, with_api
+from .output import note, print_data, print_listing
 from .rest_keys import resolve_service_account
-from .rest_projects import note, parse_object_option, print_listing
 
 T = TypeVar("T")
 
@@ -66,11 +65,10 @@ async def _owner(api: Any, project_id: str | None, subject: str) -> Owner:
 
 
 def _run(project_id: str | None, subject: str, work: Callable[[Any, Owner], Awaitable[T]]) -> T:
-    async def body() -> T:
-        async with rest_session() as api:
-            return await work(api, await _owner(api, project_id, subject))
+    async def operation(api: Any) -> T:
+        return await work(api, await _owner(api, project_id, subject))
 
-    return run(body)
+    return with_api(operation)
 
 
 def _account_subject(subject: str) -> str:

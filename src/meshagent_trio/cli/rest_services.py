@@ -26,6 +26,7 @@ from .common import (
     rest_message,
     rest_session,
     run,
+    with_api,
 )
 from .output import print_data
 from .service_specs import annotated_id, dump_yaml, load_service_spec, load_template_text, template_values, to_template, with_service_id
@@ -343,11 +344,7 @@ def validate_template(file: TemplateFileOption = None, url: UrlOption = None, va
     values = template_values(values_file, value)
     template, source = load_template_text(file, url)
 
-    async def body() -> Any:
-        async with rest_session() as api:
-            return await _rendered(api, template, values, source)
-
-    rendered = run(body)
+    rendered = with_api(lambda api: _rendered(api, template, values, source))
     print(f"service template is valid: {rendered.metadata.name}", file=sys.stderr)
     print(rendered.metadata.name)
 
@@ -358,11 +355,7 @@ def render_template(file: TemplateFileOption = None, url: UrlOption = None, valu
     values = template_values(values_file, value)
     template, source = load_template_text(file, url)
 
-    async def body() -> Any:
-        async with rest_session() as api:
-            return await _rendered(api, template, values, source)
-
-    sys.stdout.write(dump_yaml(run(body)))
+    sys.stdout.write(dump_yaml(with_api(lambda api: _rendered(api, template, values, source))))
 
 
 @app.command(
@@ -380,11 +373,7 @@ def spec(
     if format not in ("service", "template"):
         raise typer.BadParameter(f"{format!r} is not one of 'service', 'template'", param_hint="--format")
 
-    async def body() -> Any:
-        async with rest_session() as api:
-            return await _spec_from(api, file, url, mcp)
-
-    model = with_service_id(run(body) if mcp is not None else load_service_spec(file, url), service_id)
+    model = with_service_id(with_api(lambda api: _spec_from(api, file, url, mcp)) if mcp is not None else load_service_spec(file, url), service_id)
     sys.stdout.write(dump_yaml(to_template(model) if format == "template" else model))
 
 
@@ -395,22 +384,14 @@ def spec(
 def get(service_id: ServiceArgument, project_id: ProjectIdOption = None, room: RoomOption = None, output: OutputOption = OutputFormat.table) -> None:
     """Show a service's spec (a room's with --room, else the project's)."""
 
-    async def body() -> Any:
-        async with rest_session() as api:
-            return await _find(api, resolve_project_id(project_id), room, service_id)
-
-    print_data(run(body), output)
+    print_data(with_api(lambda api: _find(api, resolve_project_id(project_id), room, service_id)), output)
 
 
 @app.command("list", epilog=example("meshagent-trio service list", "meshagent-trio service list --room lobby -o json"))
 def list_services(project_id: ProjectIdOption = None, output: OutputOption = OutputFormat.table, room: RoomOption = None) -> None:
     """List the project's services, or a room's with --room."""
 
-    async def body() -> list[Any]:
-        async with rest_session() as api:
-            return await _list(api, resolve_project_id(project_id), room)
-
-    services = run(body)
+    services = with_api(lambda api: _list(api, resolve_project_id(project_id), room))
     if output is OutputFormat.json:
         print_data(services, output)
         return

@@ -11,9 +11,9 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .common import CommandFailed, OutputFormat, OutputOption, ProjectIdOption, example, group, resolve_project_id, rest_session, run
+from .common import CommandFailed, OutputFormat, OutputOption, ProjectIdOption, example, group, resolve_project_id, rest_session, run, with_api
 from .output import print_data
-from .rest_projects import note, print_listing
+from .output import note, print_listing
 
 EXTENSIONS = ("session get --output", "session get -o")
 
@@ -52,11 +52,7 @@ def list_sessions(
 def get(session_id: Annotated[str, typer.Argument(help="Session id")], project_id: ProjectIdOption = None, output: OutputOption = OutputFormat.table) -> None:
     """List a session's events, oldest first (started, joined, left, ended)."""
 
-    async def body() -> list[dict[str, Any]]:
-        async with rest_session() as api:
-            return await api.list_session_events(resolve_project_id(project_id), session_id)  # type: ignore[no-any-return]
-
-    print_listing("events", run(body), output, columns=EVENT_COLUMNS, empty=f"No events for session {session_id}.")
+    print_listing("events", with_api(lambda api: api.list_session_events(resolve_project_id(project_id), session_id)), output, columns=EVENT_COLUMNS, empty=f"No events for session {session_id}.")
 
 
 @app.command("kill", epilog=example("meshagent-trio session kill 3f9a…", "meshagent-trio session kill 3f9a… --yes"))
@@ -69,11 +65,7 @@ def kill(
     if not yes and not _confirmed(f"Forcefully kill session {session_id}?"):
         raise typer.Exit(0)
 
-    async def body() -> None:
-        async with rest_session() as api:
-            await api.kill_session(project_id=resolve_project_id(project_id), session_id=session_id)
-
-    run(body)
+    with_api(lambda api: api.kill_session(project_id=resolve_project_id(project_id), session_id=session_id))
     note(f"Kill requested for session {session_id}.")
 
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .common import CommandFailed, OutputFormat, OutputOption, ProjectIdOption, example, group, resolve_project_id, rest_session, run
+from .common import CommandFailed, OutputFormat, OutputOption, ProjectIdOption, example, group, resolve_project_id, rest_session, run, with_api
 from .output import print_data
 
 EXTENSIONS = ("webhook", "webhooks")
@@ -98,22 +98,14 @@ def create(
 def list_webhooks(project_id: ProjectIdOption = None, output: OutputOption = OutputFormat.table) -> None:
     """List the project's webhooks."""
 
-    async def body() -> list[Any]:
-        async with rest_session() as api:
-            return await api.list_webhooks(project_id=resolve_project_id(project_id))
-
-    print_data(run(body), output, columns=None if output is OutputFormat.json else COLUMNS, empty="no webhooks")
+    print_data(with_api(lambda api: api.list_webhooks(project_id=resolve_project_id(project_id))), output, columns=None if output is OutputFormat.json else COLUMNS, empty="no webhooks")
 
 
 @app.command("get", epilog=example("meshagent-trio webhook get 5a0c…", "meshagent-trio webhook get 5a0c… -o json"))
 def get(webhook_id: WebhookArgument, project_id: ProjectIdOption = None, output: OutputOption = OutputFormat.table) -> None:
     """Show a webhook."""
 
-    async def body() -> Any:
-        async with rest_session() as api:
-            return await _find(api, resolve_project_id(project_id), webhook_id)
-
-    print_data(run(body), output)
+    print_data(with_api(lambda api: _find(api, resolve_project_id(project_id), webhook_id)), output)
 
 
 @app.command("update", epilog=example("meshagent-trio webhook update 5a0c… --events room.ended", "meshagent-trio webhook update 5a0c… --url https://example.com/new"))

@@ -16,6 +16,7 @@ from .common import (
     RoomOption,
     example,
     group,
+    in_room,
     parse_json_option,
     room_session,
     run,
@@ -66,11 +67,7 @@ def list_toolkits(
 ) -> None:
     """List toolkits (and tools) available in the room."""
 
-    async def body() -> list:
-        async with room_session(room) as client:
-            return await client.agents.list_toolkits(participant_id=participant_id)
-
-    toolkits = [toolkit_json(toolkit) for toolkit in run(body)]
+    toolkits = [toolkit_json(toolkit) for toolkit in in_room(room, lambda client: client.agents.list_toolkits(participant_id=participant_id))]
     if output is OutputFormat.json:
         print_data(toolkits, output)
         return

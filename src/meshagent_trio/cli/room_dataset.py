@@ -11,16 +11,16 @@ from typing import Annotated, List, Optional
 import typer
 
 from . import room_dataset_admin
-from .common import CommandFailed, OutputFormat, OutputOption, ProjectIdOption, RoomOption, example, group, parse_json_option, room_session, run
+from .common import CommandFailed, OutputFormat, OutputOption, ProjectIdOption, RoomOption, example, group, in_room, parse_json_option, room_session, run
 from .progress import work_bar
 from .room_dataset_admin import BranchOption, VersionOption
 from .table_files import BATCH_SIZE, COLUMNS_HELP, file_format, json_input, json_object, open_source, parse_columns, record_list, records_table
+from .output import note
 from .table_output import (
     BatchSizeOption,
     NamespaceOption,
     PrettyOption,
     counted,
-    done,
     emit,
     export_batches,
     ns,
@@ -61,11 +61,7 @@ def list_tables(
 ) -> None:
     """List the dataset tables of a room."""
 
-    async def body() -> list[str]:
-        async with room_session(room) as client:
-            return await client.datasets.list_tables(namespace=ns(namespace), branch=branch)
-
-    emit(run(body), output, empty="(no tables)")
+    emit(in_room(room, lambda client: client.datasets.list_tables(namespace=ns(namespace), branch=branch)), output, empty="(no tables)")
 
 
 @app.command("inspect", epilog=example("meshagent-trio room dataset inspect --room lobby -t docs", "meshagent-trio room dataset inspect --room lobby -t docs -v 3 --json"))
@@ -81,11 +77,7 @@ def inspect(
 ) -> None:
     """Show a table's columns: name, type, nullable."""
 
-    async def body() -> object:
-        async with room_session(room) as client:
-            return await client.datasets.inspect(table=table, namespace=ns(namespace), branch=branch, version=version)
-
-    emit(schema_rows(run(body)), OutputFormat.json if json else output, columns=["name", "type", "nullable"])
+    emit(schema_rows(in_room(room, lambda client: client.datasets.inspect(table=table, namespace=ns(namespace), branch=branch, version=version))), OutputFormat.json if json else output, columns=["name", "type", "nullable"])
 
 
 @app.command(
@@ -122,7 +114,7 @@ def create_table(
             await client.datasets.create_table_with_schema(name=table, schema=schema, data=rows, mode=mode, namespace=ns(namespace), branch=branch)
 
     run(body)
-    done(f"Created table {table}")
+    note(f"Created table {table}")
 
 
 @app.command(
@@ -167,7 +159,7 @@ def import_table(
                     )  # fmt: skip
 
     run(body)
-    done({"merge": f"Merged {file} into {table} on {on}", "replace": f"Replaced table {table} from {file}"}.get(mode, f"Created table {table} from {file}"))
+    note({"merge": f"Merged {file} into {table} on {on}", "replace": f"Replaced table {table} from {file}"}.get(mode, f"Created table {table} from {file}"))
 
 
 @app.command(
@@ -213,7 +205,7 @@ def export_table(
                 await client.datasets.close_sql_query(query_id=result.query_id)
 
     rows = run(body)
-    done(f"Exported {rows} row(s) to {file}")
+    note(f"Exported {rows} row(s) to {file}")
 
 
 async def _open_query(client, query: str, params: object, namespace: Optional[list[str]], branch: Optional[str]):  # type: ignore[no-untyped-def]
@@ -244,12 +236,8 @@ def drop_table(
 ) -> None:
     """Drop a table."""
 
-    async def body() -> None:
-        async with room_session(room) as client:
-            await client.datasets.drop_table(name=table, ignore_missing=ignore_missing, namespace=ns(namespace), branch=branch)
-
-    run(body)
-    done(f"Dropped table {table}")
+    in_room(room, lambda client: client.datasets.drop_table(name=table, ignore_missing=ignore_missing, namespace=ns(namespace), branch=branch))
+    note(f"Dropped table {table}")
 
 
 @app.command(
@@ -275,12 +263,8 @@ def add_columns(
     if isinstance(new_columns, dict) and not all(isinstance(value, str) for value in new_columns.values()):
         raise typer.BadParameter("every value must be a SQL expression (a string)", param_hint="--columns-json")
 
-    async def body() -> None:
-        async with room_session(room) as client:
-            await client.datasets.add_columns(table=table, new_columns=new_columns, namespace=ns(namespace), branch=branch)
-
-    run(body)
-    done(f"Added {len(new_columns)} column(s) to {table}")  # type: ignore[arg-type]
+    in_room(room, lambda client: client.datasets.add_columns(table=table, new_columns=new_columns, namespace=ns(namespace), branch=branch))
+    note(f"Added {len(new_columns)} column(s) to {table}")  # type: ignore[arg-type]
 
 
 @app.command("drop-columns", epilog=example("meshagent-trio room dataset drop-columns --room lobby -t docs -c lang -c score"))
@@ -294,12 +278,8 @@ def drop_columns(
 ) -> None:
     """Drop columns from a table."""
 
-    async def body() -> None:
-        async with room_session(room) as client:
-            await client.datasets.drop_columns(table=table, columns=list(columns), namespace=ns(namespace), branch=branch)
-
-    run(body)
-    done(f"Dropped {len(columns)} column(s) from {table}")
+    in_room(room, lambda client: client.datasets.drop_columns(table=table, columns=list(columns), namespace=ns(namespace), branch=branch))
+    note(f"Dropped {len(columns)} column(s) from {table}")
 
 
 @app.command("insert", epilog=example("""meshagent-trio room dataset insert --room lobby -t docs --json '[{"id": 2, "text": "more"}]'"""))
@@ -322,7 +302,7 @@ def insert(
             await client.datasets.insert(table=table, records=rows, namespace=ns(namespace), branch=branch)
 
     run(body)
-    done(f"Inserted {len(records)} row(s) into {table}")
+    note(f"Inserted {len(records)} row(s) into {table}")
 
 
 @app.command("merge", epilog=example("""meshagent-trio room dataset merge --room lobby -t docs --on id --json '[{"id": 2, "text": "changed"}]'"""))
@@ -346,7 +326,7 @@ def merge(
             await client.datasets.merge(table=table, on=on, records=rows, namespace=ns(namespace), branch=branch)
 
     run(body)
-    done(f"Merged {len(records)} row(s) into {table} on {on}")
+    note(f"Merged {len(records)} row(s) into {table} on {on}")
 
 
 @app.command("update", epilog=example("""meshagent-trio room dataset update --room lobby -t docs --where "id = 2" --values-json '{"text": "new"}'"""))
@@ -362,12 +342,8 @@ def update(
     """Update the rows of a table that match a WHERE clause."""
     values = json_object(values_json, "--values-json") or {}
 
-    async def body() -> None:
-        async with room_session(room) as client:
-            await client.datasets.update(table=table, where=where, values=values, namespace=ns(namespace), branch=branch)
-
-    run(body)
-    done(f"Updated {table} where {where}")
+    in_room(room, lambda client: client.datasets.update(table=table, where=where, values=values, namespace=ns(namespace), branch=branch))
+    note(f"Updated {table} where {where}")
 
 
 @app.command("delete", epilog=example('meshagent-trio room dataset delete --room lobby -t docs --where "id = 2"'))
@@ -381,12 +357,8 @@ def delete(
 ) -> None:
     """Delete the rows of a table that match a WHERE clause."""
 
-    async def body() -> None:
-        async with room_session(room) as client:
-            await client.datasets.delete(table=table, where=where, namespace=ns(namespace), branch=branch)
-
-    run(body)
-    done(f"Deleted from {table} where {where}")
+    in_room(room, lambda client: client.datasets.delete(table=table, where=where, namespace=ns(namespace), branch=branch))
+    note(f"Deleted from {table} where {where}")
 
 
 @app.command(
@@ -498,7 +470,7 @@ def sql(
 
     run(body)
     if output is not None:
-        done(f"Wrote the result to {output}")
+        note(f"Wrote the result to {output}")
 
 
 app.registered_commands.extend(room_dataset_admin.app.registered_commands)

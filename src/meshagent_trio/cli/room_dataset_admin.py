@@ -7,9 +7,10 @@ from typing import Annotated, Any, List, Optional
 
 import typer
 
-from .common import CommandFailed, OutputFormat, OutputOption, ProjectIdOption, RoomOption, example, group, room_session, run
+from .common import CommandFailed, OutputFormat, OutputOption, ProjectIdOption, RoomOption, example, group, in_room, room_session, run
 from .table_files import json_object
-from .table_output import NamespaceOption, PrettyOption, done, emit, ns, prefixed
+from .output import note
+from .table_output import NamespaceOption, PrettyOption, emit, ns, prefixed
 
 _OUTPUT = ("--output", "-o")
 EXTENSIONS = (
@@ -74,11 +75,7 @@ def list_versions(
 ) -> None:
     """List the versions of a table."""
 
-    async def body() -> list[Any]:
-        async with room_session(room) as client:
-            return await client.datasets.list_versions(table=table, namespace=ns(namespace), branch=branch)
-
-    emit(run(body), output, pretty=pretty, columns=["version", "timestamp", "metadata"])
+    emit(in_room(room, lambda client: client.datasets.list_versions(table=table, namespace=ns(namespace), branch=branch)), output, pretty=pretty, columns=["version", "timestamp", "metadata"])
 
 
 @app.command("restore", epilog=example("meshagent-trio room dataset restore --room lobby -t docs -v 2"))
@@ -92,12 +89,8 @@ def restore(
 ) -> None:
     """Restore a table to one of its versions (as a new version)."""
 
-    async def body() -> None:
-        async with room_session(room) as client:
-            await client.datasets.restore(table=table, version=version, namespace=ns(namespace), branch=branch)
-
-    run(body)
-    done(f"Restored {table} to version {version}")
+    in_room(room, lambda client: client.datasets.restore(table=table, version=version, namespace=ns(namespace), branch=branch))
+    note(f"Restored {table} to version {version}")
 
 
 @app.command("optimize", epilog=example("meshagent-trio room dataset optimize --room lobby -t docs", "meshagent-trio room dataset optimize --room lobby -t docs --cleanup-old-versions --older-than-seconds 0 -o json"))
@@ -125,11 +118,7 @@ def optimize(
     }  # fmt: skip
     config = _config(DatasetOptimizeConfig, config_json, values) if config_json or any(v is not None for v in values.values()) else None
 
-    async def body() -> Any:
-        async with room_session(room) as client:
-            return await client.datasets.optimize(table=table, namespace=ns(namespace), branch=branch, config=config)
-
-    _emit_grouped(run(body), output)
+    _emit_grouped(in_room(room, lambda client: client.datasets.optimize(table=table, namespace=ns(namespace), branch=branch, config=config)), output)
 
 
 @app.command("stats", epilog=example("meshagent-trio room dataset stats --room lobby -t docs", "meshagent-trio room dataset stats --room lobby -t docs -o json"))
@@ -171,11 +160,7 @@ def list_indexes(
 ) -> None:
     """List the indexes of a table."""
 
-    async def body() -> list[Any]:
-        async with room_session(room) as client:
-            return await client.datasets.list_indexes(table=table, namespace=ns(namespace), branch=branch, version=version)
-
-    emit(run(body), output, pretty=pretty, columns=["name", "columns", "type", "num_rows_indexed"], empty="(no indexes)")
+    emit(in_room(room, lambda client: client.datasets.list_indexes(table=table, namespace=ns(namespace), branch=branch, version=version)), output, pretty=pretty, columns=["name", "columns", "type", "num_rows_indexed"], empty="(no indexes)")
 
 
 @app.command(
@@ -221,12 +206,8 @@ def create_index(
     }  # fmt: skip
     config = _config(DatasetIndexConfig, config_json, values)
 
-    async def body() -> None:
-        async with room_session(room) as client:
-            await client.datasets.create_index(table=table, config=config, namespace=ns(namespace), branch=branch)
-
-    run(body)
-    done(f"Created a {config.index_type} index on {table}")
+    in_room(room, lambda client: client.datasets.create_index(table=table, config=config, namespace=ns(namespace), branch=branch))
+    note(f"Created a {config.index_type} index on {table}")
 
 
 @app.command("index-drop", epilog=example("meshagent-trio room dataset index-drop --room lobby -t docs --name id_idx"))
@@ -240,12 +221,8 @@ def drop_index(
 ) -> None:
     """Drop an index of a table."""
 
-    async def body() -> None:
-        async with room_session(room) as client:
-            await client.datasets.drop_index(table=table, name=name, namespace=ns(namespace), branch=branch)
-
-    run(body)
-    done(f"Dropped index {name} of {table}")
+    in_room(room, lambda client: client.datasets.drop_index(table=table, name=name, namespace=ns(namespace), branch=branch))
+    note(f"Dropped index {name} of {table}")
 
 
 # --- branches ----------------------------------------------------------------------------------
@@ -263,11 +240,7 @@ def list_branches(
 ) -> None:
     """List the dataset branches of a namespace."""
 
-    async def body() -> list[Any]:
-        async with room_session(room) as client:
-            return await client.datasets.list_branches(namespace=ns(namespace))
-
-    emit(run(body), output, pretty=pretty, columns=_BRANCH_COLUMNS, empty="(no branches)")
+    emit(in_room(room, lambda client: client.datasets.list_branches(namespace=ns(namespace))), output, pretty=pretty, columns=_BRANCH_COLUMNS, empty="(no branches)")
 
 
 @branch_app.command("get", epilog=example("meshagent-trio room dataset branch get --room lobby --branch exp -o json"))
@@ -301,12 +274,8 @@ def create_branch(
 ) -> None:
     """Create a dataset branch of every table of a namespace."""
 
-    async def body() -> None:
-        async with room_session(room) as client:
-            await client.datasets.create_branch(branch=branch, from_branch=from_branch, namespace=ns(namespace))
-
-    run(body)
-    done(f"Created branch {branch} from {from_branch or 'main'}")
+    in_room(room, lambda client: client.datasets.create_branch(branch=branch, from_branch=from_branch, namespace=ns(namespace)))
+    note(f"Created branch {branch} from {from_branch or 'main'}")
 
 
 @branch_app.command("delete", epilog=example("meshagent-trio room dataset branch delete --room lobby --branch exp"))
@@ -318,9 +287,5 @@ def delete_branch(
 ) -> None:
     """Delete a dataset branch."""
 
-    async def body() -> None:
-        async with room_session(room) as client:
-            await client.datasets.delete_branch(branch=branch, namespace=ns(namespace))
-
-    run(body)
-    done(f"Deleted branch {branch}")
+    in_room(room, lambda client: client.datasets.delete_branch(branch=branch, namespace=ns(namespace)))
+    note(f"Deleted branch {branch}")

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .common import ProjectIdOption, RoomOption, example, group, parse_json_option, room_session, run
+from .common import ProjectIdOption, RoomOption, example, group, in_room, parse_json_option, room_session, run
 
 EXTENSIONS = (
     "room developer log",
@@ -89,11 +89,7 @@ def log(
     if not isinstance(entry, dict):
         raise typer.BadParameter("a log entry is a JSON object ({...})", param_hint="--data")
 
-    async def body() -> None:
-        async with room_session(room) as client:
-            await client.developer.log(type=type, data=entry)
-
-    run(body)
+    in_room(room, lambda client: client.developer.log(type=type, data=entry))
 
 
 # --- plain lines ---------------------------------------------------------------------------------

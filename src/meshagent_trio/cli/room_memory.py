@@ -11,9 +11,10 @@ from typing import Annotated, Any, List, Optional
 
 import typer
 
-from .common import OutputFormat, OutputOption, ProjectIdOption, RoomOption, example, group, room_session, run
+from .common import OutputFormat, OutputOption, ProjectIdOption, RoomOption, example, group, in_room, room_session, run
 from .table_files import json_input, record_list
-from .table_output import NamespaceOption, PrettyOption, done, emit, ns, prefixed
+from .output import note
+from .table_output import NamespaceOption, PrettyOption, emit, ns, prefixed
 
 _OUTPUT = ("--output", "-o")
 EXTENSIONS = tuple(
@@ -82,11 +83,7 @@ def list_memories(
 ) -> None:
     """List the memories of a room namespace."""
 
-    async def body() -> list[str]:
-        async with room_session(room) as client:
-            return await client.memory.list(namespace=ns(namespace))
-
-    memories = run(body)
+    memories = in_room(room, lambda client: client.memory.list(namespace=ns(namespace)))
     emit({"memories": memories} if output is OutputFormat.json else memories, output, pretty=pretty, empty="(no memories)")
 
 
@@ -100,12 +97,8 @@ def create_memory(
 ) -> None:
     """Create a memory."""
 
-    async def body() -> None:
-        async with room_session(room) as client:
-            await client.memory.create(name=name, namespace=ns(namespace), overwrite=overwrite)
-
-    run(body)
-    done(f"Created memory {name}")
+    in_room(room, lambda client: client.memory.create(name=name, namespace=ns(namespace), overwrite=overwrite))
+    note(f"Created memory {name}")
 
 
 @app.command("drop", epilog=example("meshagent-trio room memory drop --room lobby -m notes"))
@@ -118,12 +111,8 @@ def drop_memory(
 ) -> None:
     """Drop a memory and everything in it."""
 
-    async def body() -> None:
-        async with room_session(room) as client:
-            await client.memory.drop(name=name, namespace=ns(namespace), ignore_missing=ignore_missing)
-
-    run(body)
-    done(f"Dropped memory {name}")
+    in_room(room, lambda client: client.memory.drop(name=name, namespace=ns(namespace), ignore_missing=ignore_missing))
+    note(f"Dropped memory {name}")
 
 
 @app.command("get", epilog=example("meshagent-trio room memory get --room lobby -m notes -o json"))
@@ -138,11 +127,7 @@ def inspect_memory(
 ) -> None:
     """Show a memory's datasets: their rows and columns."""
 
-    async def body() -> Any:
-        async with room_session(room) as client:
-            return await client.memory.inspect(name=name, namespace=ns(namespace))
-
-    _show(run(body), output, pretty, rows="datasets", columns=["name", "rows", "columns"])
+    _show(in_room(room, lambda client: client.memory.inspect(name=name, namespace=ns(namespace))), output, pretty, rows="datasets", columns=["name", "rows", "columns"])
 
 
 @app.command(
@@ -163,11 +148,7 @@ def query_memory(
 ) -> None:
     """Run a Cypher query over a memory's graph: rows as a table."""
 
-    async def body() -> list[dict[str, Any]]:
-        async with room_session(room) as client:
-            return await client.memory.query(name=name, statement=statement, namespace=ns(namespace))
-
-    results = run(body)
+    results = in_room(room, lambda client: client.memory.query(name=name, statement=statement, namespace=ns(namespace)))
     emit({"results": results} if output is OutputFormat.json else results, output, pretty=pretty, empty="(no rows)")
 
 
@@ -185,12 +166,8 @@ def upsert_table(
     """Add rows to a table of a memory (or replace its rows)."""
     records = _records(records_json, records_file)
 
-    async def body() -> None:
-        async with room_session(room) as client:
-            await client.memory.upsert_table(name=name, table=table, records=records, merge=merge, namespace=ns(namespace))
-
-    run(body)
-    done(f"Upserted {len(records)} row(s) into memory table {table}")
+    in_room(room, lambda client: client.memory.upsert_table(name=name, table=table, records=records, merge=merge, namespace=ns(namespace)))
+    note(f"Upserted {len(records)} row(s) into memory table {table}")
 
 
 @app.command("upsert-nodes", epilog=example("""meshagent-trio room memory upsert-nodes --room lobby -m notes --records-json '[{"name": "Ada", "entity_type": "person"}]'"""))
@@ -208,12 +185,8 @@ def upsert_nodes(
 
     records = _models(MemoryEntityRecord, _records(records_json, records_file))
 
-    async def body() -> None:
-        async with room_session(room) as client:
-            await client.memory.upsert_nodes(name=name, records=records, merge=merge, namespace=ns(namespace))
-
-    run(body)
-    done(f"Upserted {len(records)} entity record(s)")
+    in_room(room, lambda client: client.memory.upsert_nodes(name=name, records=records, merge=merge, namespace=ns(namespace)))
+    note(f"Upserted {len(records)} entity record(s)")
 
 
 @app.command(
@@ -236,12 +209,8 @@ def upsert_relationships(
 
     records = _models(MemoryRelationshipRecord, _records(records_json, records_file))
 
-    async def body() -> None:
-        async with room_session(room) as client:
-            await client.memory.upsert_relationships(name=name, records=records, merge=merge, namespace=ns(namespace))
-
-    run(body)
-    done(f"Upserted {len(records)} relationship record(s)")
+    in_room(room, lambda client: client.memory.upsert_relationships(name=name, records=records, merge=merge, namespace=ns(namespace)))
+    note(f"Upserted {len(records)} relationship record(s)")
 
 
 @app.command("ingest-text", epilog=example('meshagent-trio room memory ingest-text --room lobby -m notes --text "Ada Lovelace worked with Charles Babbage."'))
@@ -441,11 +410,7 @@ def delete_entities(
 ) -> None:
     """Delete entities and their relationships."""
 
-    async def body() -> Any:
-        async with room_session(room) as client:
-            return await client.memory.delete_entities(name=name, entity_ids=list(entity_id), namespace=ns(namespace))
-
-    _show(run(body), output, pretty)
+    _show(in_room(room, lambda client: client.memory.delete_entities(name=name, entity_ids=list(entity_id), namespace=ns(namespace))), output, pretty)
 
 
 @app.command(
@@ -467,11 +432,7 @@ def delete_relationships(
 
     selectors = _models(MemoryRelationshipSelector, _records(records_json, records_file))
 
-    async def body() -> Any:
-        async with room_session(room) as client:
-            return await client.memory.delete_relationships(name=name, relationships=selectors, namespace=ns(namespace))
-
-    _show(run(body), output, pretty)
+    _show(in_room(room, lambda client: client.memory.delete_relationships(name=name, relationships=selectors, namespace=ns(namespace))), output, pretty)
 
 
 @app.command("optimize", epilog=example("meshagent-trio room memory optimize --room lobby -m notes"))
@@ -487,8 +448,4 @@ def optimize(
 ) -> None:
     """Compact a memory's datasets and remove their old versions."""
 
-    async def body() -> Any:
-        async with room_session(room) as client:
-            return await client.memory.optimize(name=name, namespace=ns(namespace), compact=compact, cleanup=cleanup)
-
-    _show(run(body), output, pretty, rows="datasets")
+    _show(in_room(room, lambda client: client.memory.optimize(name=name, namespace=ns(namespace), compact=compact, cleanup=cleanup)), output, pretty, rows="datasets")

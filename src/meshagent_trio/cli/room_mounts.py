@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import OutputFormat, OutputOption, ProjectIdOption, RoomOption, example, group, room_session, run
+from .common import OutputFormat, OutputOption, ProjectIdOption, RoomOption, example, group, in_room
 from .output import print_data
 
 app = group("List storage mounts currently ready in a room.")
@@ -12,8 +12,4 @@ app = group("List storage mounts currently ready in a room.")
 def list_mounts(project_id: ProjectIdOption = None, room: RoomOption = None, output: OutputOption = OutputFormat.table) -> None:
     """List the volumes mounted in the room."""
 
-    async def body() -> list:
-        async with room_session(room) as client:
-            return await client.mounts.list()
-
-    print_data(run(body), output, empty="no volumes are mounted in this room")
+    print_data(in_room(room, lambda client: client.mounts.list()), output, empty="no volumes are mounted in this room")

@@ -16,6 +16,7 @@ from .common import (
     RoomOption,
     example,
     group,
+    in_room,
     parse_json_option,
     room_session,
     run,
@@ -67,11 +68,7 @@ def send(
     """Send a JSON message to a room queue (the queue is made if missing)."""
     message = _message(json, file)
 
-    async def body() -> None:
-        async with room_session(room) as client:
-            await client.queues.send(name=queue, message=message)
-
-    run(body)
+    in_room(room, lambda client: client.queues.send(name=queue, message=message))
     print(f"sent a message to queue {queue}", file=sys.stderr)
 
 
@@ -140,11 +137,7 @@ def send_mail(
 def receive(queue: QueueOption, project_id: ProjectIdOption = None, room: RoomOption = None) -> None:
     """Take the oldest message of a room queue and print it as JSON (exit 1 when it is empty)."""
 
-    async def body() -> Any:
-        async with room_session(room) as client:
-            return await client.queues.receive(name=queue, create=False, wait=False)
-
-    message = run(body)
+    message = in_room(room, lambda client: client.queues.receive(name=queue, create=False, wait=False))
     if message is None:
         raise CommandFailed(f"queue {queue} did not contain any messages")
     sys.stdout.write(dump_json(message) + "\n")
@@ -171,11 +164,7 @@ def size(queue: QueueOption, project_id: ProjectIdOption = None, room: RoomOptio
 def drain(queue: QueueOption, project_id: ProjectIdOption = None, room: RoomOption = None) -> None:
     """Remove every message of a room queue."""
 
-    async def body() -> None:
-        async with room_session(room) as client:
-            await client.queues.drain(name=queue)
-
-    run(body)
+    in_room(room, lambda client: client.queues.drain(name=queue))
     print(f"drained queue {queue}", file=sys.stderr)
 
 
@@ -183,11 +172,7 @@ def drain(queue: QueueOption, project_id: ProjectIdOption = None, room: RoomOpti
 def close(queue: QueueOption, project_id: ProjectIdOption = None, room: RoomOption = None) -> None:
     """Close a room queue: sends and receives are refused until it is opened again."""
 
-    async def body() -> None:
-        async with room_session(room) as client:
-            await client.queues.close(name=queue)
-
-    run(body)
+    in_room(room, lambda client: client.queues.close(name=queue))
     print(f"closed queue {queue}", file=sys.stderr)
 
 
@@ -195,9 +180,5 @@ def close(queue: QueueOption, project_id: ProjectIdOption = None, room: RoomOpti
 def open_queue(queue: QueueOption, project_id: ProjectIdOption = None, room: RoomOption = None) -> None:
     """Make a room queue, or open a closed one again."""
 
-    async def body() -> None:
-        async with room_session(room) as client:
-            await client.queues.open(name=queue)
-
-    run(body)
+    in_room(room, lambda client: client.queues.open(name=queue))
     print(f"opened queue {queue}", file=sys.stderr)

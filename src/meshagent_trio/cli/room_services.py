@@ -12,7 +12,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .common import CommandFailed, OutputFormat, OutputOption, ProjectIdOption, RoomOption, example, group, room_session, run
+from .common import CommandFailed, OutputFormat, OutputOption, ProjectIdOption, RoomOption, example, group, in_room, room_session, run
 from .output import print_data, print_table
 
 app = group("Manage services in a room.")
@@ -99,11 +99,7 @@ async def _find(client: Any, service_id: str | None, name: str | None) -> tuple[
 def list_services(project_id: ProjectIdOption = None, room: RoomOption = None, output: OutputOption = OutputFormat.table) -> None:
     """List the services of a room with their runtime state."""
 
-    async def body() -> Any:
-        async with room_session(room) as client:
-            return await client.services.list()
-
-    listed = run(body)
+    listed = in_room(room, lambda client: client.services.list())
     if output is OutputFormat.json:
         print_data(listed, output)
         return
@@ -125,11 +121,7 @@ def describe_service(
     """Show a service's runtime state and lifecycle events, for troubleshooting."""
     _one_of(service_id, name)
 
-    async def body() -> tuple[Any, Any]:
-        async with room_session(room) as client:
-            return await _find(client, service_id, name)
-
-    service, state = run(body)
+    service, state = in_room(room, lambda client: _find(client, service_id, name))
     if output is OutputFormat.json:
         print_data({"service": service, "state": state}, output)
         return

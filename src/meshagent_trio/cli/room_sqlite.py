@@ -16,6 +16,7 @@ from .common import (
     RoomOption,
     example,
     group,
+    in_room,
     parse_json_option,
     room_session,
     run,
@@ -24,12 +25,12 @@ from . import room_sqlite_databases
 from .progress import work_bar
 from .room_sqlite_databases import CreateModeOption, DatabaseOption
 from .table_files import BATCH_SIZE, COLUMNS_HELP, file_format, json_input, json_object, open_source, parse_columns, record_list, records_table
+from .output import note
 from .table_output import (
     BatchSizeOption,
     NamespaceOption,
     PrettyOption,
     counted,
-    done,
     emit,
     export_batches,
     ns,
@@ -86,11 +87,7 @@ def list_tables(
 ) -> None:
     """List the tables of a room database."""
 
-    async def body() -> list[str]:
-        async with room_session(room) as client:
-            return await client.sqlite.list_tables(database=database, namespace=ns(namespace))
-
-    emit(run(body), output, empty="(no tables)")
+    emit(in_room(room, lambda client: client.sqlite.list_tables(database=database, namespace=ns(namespace))), output, empty="(no tables)")
 
 
 @app.command("inspect", epilog=example("meshagent-trio room sqlite inspect --room lobby -d app -t users", "meshagent-trio room sqlite inspect --room lobby -d app -t users --json"))
@@ -105,11 +102,7 @@ def inspect(
 ) -> None:
     """Show a table's columns: name, type, nullable."""
 
-    async def body() -> object:
-        async with room_session(room) as client:
-            return await client.sqlite.inspect(database=database, table=table, namespace=ns(namespace))
-
-    emit(schema_rows(run(body)), OutputFormat.json if json else output, columns=["name", "type", "nullable"])
+    emit(schema_rows(in_room(room, lambda client: client.sqlite.inspect(database=database, table=table, namespace=ns(namespace)))), OutputFormat.json if json else output, columns=["name", "type", "nullable"])
 
 
 @app.command(
@@ -149,7 +142,7 @@ def create_table(
             )
 
     run(body)
-    done(f"Created table {database}.{table}")
+    note(f"Created table {database}.{table}")
 
 
 @app.command(
@@ -186,7 +179,7 @@ def import_table(
                 )  # fmt: skip
 
     run(body)
-    done(f"{'Replaced' if mode.lower() == 'replace' else 'Created'} table {database}.{table} from {file}")
+    note(f"{'Replaced' if mode.lower() == 'replace' else 'Created'} table {database}.{table} from {file}")
 
 
 @app.command(
@@ -228,7 +221,7 @@ def export_table(
                 return await export_batches(batches, file, fmt, total=total)
 
     rows = run(body)
-    done(f"Exported {rows} row(s) to {file}")
+    note(f"Exported {rows} row(s) to {file}")
 
 
 @app.command("drop", epilog=example("meshagent-trio room sqlite drop --room lobby -d app -t users"))
@@ -242,12 +235,8 @@ def drop_table(
 ) -> None:
     """Drop a table."""
 
-    async def body() -> None:
-        async with room_session(room) as client:
-            await client.sqlite.drop_table(database=database, name=table, ignore_missing=ignore_missing, namespace=ns(namespace))
-
-    run(body)
-    done(f"Dropped table {database}.{table}")
+    in_room(room, lambda client: client.sqlite.drop_table(database=database, name=table, ignore_missing=ignore_missing, namespace=ns(namespace)))
+    note(f"Dropped table {database}.{table}")
 
 
 @app.command("rename", epilog=example("meshagent-trio room sqlite rename --room lobby -d app -t users --new-name people"))
@@ -261,12 +250,8 @@ def rename_table(
 ) -> None:
     """Rename a table."""
 
-    async def body() -> None:
-        async with room_session(room) as client:
-            await client.sqlite.rename_table(database=database, name=table, new_name=new_name, namespace=ns(namespace))
-
-    run(body)
-    done(f"Renamed table {database}.{table} to {new_name}")
+    in_room(room, lambda client: client.sqlite.rename_table(database=database, name=table, new_name=new_name, namespace=ns(namespace)))
+    note(f"Renamed table {database}.{table} to {new_name}")
 
 
 @app.command("add-columns", epilog=example('meshagent-trio room sqlite add-columns --room lobby -d app -t users -c "email text, age int"'))
@@ -281,12 +266,8 @@ def add_columns(
     """Add columns to a table."""
     schema = parse_columns(columns)
 
-    async def body() -> None:
-        async with room_session(room) as client:
-            await client.sqlite.add_columns(database=database, table=table, new_columns=schema, namespace=ns(namespace))
-
-    run(body)
-    done(f"Added {len(schema)} column(s) to {database}.{table}")
+    in_room(room, lambda client: client.sqlite.add_columns(database=database, table=table, new_columns=schema, namespace=ns(namespace)))
+    note(f"Added {len(schema)} column(s) to {database}.{table}")
 
 
 @app.command("drop-columns", epilog=example("meshagent-trio room sqlite drop-columns --room lobby -d app -t users -c email -c age"))
@@ -300,12 +281,8 @@ def drop_columns(
 ) -> None:
     """Drop columns from a table."""
 
-    async def body() -> None:
-        async with room_session(room) as client:
-            await client.sqlite.drop_columns(database=database, table=table, columns=list(columns), namespace=ns(namespace))
-
-    run(body)
-    done(f"Dropped {len(columns)} column(s) from {database}.{table}")
+    in_room(room, lambda client: client.sqlite.drop_columns(database=database, table=table, columns=list(columns), namespace=ns(namespace)))
+    note(f"Dropped {len(columns)} column(s) from {database}.{table}")
 
 
 @app.command("insert", epilog=example("""meshagent-trio room sqlite insert --room lobby -d app -t users --json '[{"id": 2, "name": "bo"}]'"""))
@@ -328,7 +305,7 @@ def insert(
             await client.sqlite.insert(database=database, table=table, records=rows, namespace=ns(namespace))
 
     run(body)
-    done(f"Inserted {len(records)} row(s) into {database}.{table}")
+    note(f"Inserted {len(records)} row(s) into {database}.{table}")
 
 
 @app.command("update", epilog=example("""meshagent-trio room sqlite update --room lobby -d app -t users --where "id = ?" --params-json '[2]' --values-json '{"name": "bob"}'"""))
@@ -346,11 +323,7 @@ def update(
     values = json_object(values_json, "--values-json") or {}
     params = _params(params_json)
 
-    async def body() -> int:
-        async with room_session(room) as client:
-            return await client.sqlite.update(database=database, table=table, where=where, values=values, params=params, namespace=ns(namespace))
-
-    done(f"Updated {run(body)} row(s) in {database}.{table}")
+    note(f"Updated {in_room(room, lambda client: client.sqlite.update(database=database, table=table, where=where, values=values, params=params, namespace=ns(namespace)))} row(s) in {database}.{table}")
 
 
 @app.command("delete", epilog=example("""meshagent-trio room sqlite delete --room lobby -d app -t users --where "id = ?" --params-json '[2]'"""))
@@ -366,11 +339,7 @@ def delete(
     """Delete the rows of a table that match a WHERE clause."""
     params = _params(params_json)
 
-    async def body() -> int:
-        async with room_session(room) as client:
-            return await client.sqlite.delete(database=database, table=table, where=where, params=params, namespace=ns(namespace))
-
-    done(f"Deleted {run(body)} row(s) from {database}.{table}")
+    note(f"Deleted {in_room(room, lambda client: client.sqlite.delete(database=database, table=table, where=where, params=params, namespace=ns(namespace)))} row(s) from {database}.{table}")
 
 
 @app.command("search", epilog=example("""meshagent-trio room sqlite search --room lobby -d app -t users --where-json '{"name": "ada"}' -o json"""))
@@ -421,11 +390,7 @@ def count(
     """Count the rows of a table (that match a filter)."""
     filter_, params = _where(where, where_json), _params(params_json)
 
-    async def body() -> int:
-        async with room_session(room) as client:
-            return await client.sqlite.count(database=database, table=table, where=filter_, params=params, namespace=ns(namespace))
-
-    emit(run(body), output)
+    emit(in_room(room, lambda client: client.sqlite.count(database=database, table=table, where=filter_, params=params, namespace=ns(namespace))), output)
 
 
 @app.command(
@@ -472,7 +437,7 @@ def sql(
 
     run(body)
     if output is not None:
-        done(f"Wrote the result to {output}")
+        note(f"Wrote the result to {output}")
 
 
 app.registered_commands.extend(room_sqlite_databases.app.registered_commands)

@@ -10,9 +10,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import OutputFormat, OutputOption, ProjectIdOption, RoomOption, example, group, room_session, run
+from .common import OutputFormat, OutputOption, ProjectIdOption, RoomOption, example, group, in_room, room_session, run
 from .progress import transfer_bar
-from .table_output import NamespaceOption, done, emit, ns, prefixed
+from .output import note
+from .table_output import NamespaceOption, emit, ns, prefixed
 
 _OUTPUT = ("--output", "-o")
 EXTENSIONS = (*prefixed("room sqlite database list", _OUTPUT), *prefixed("room sqlite database settings", _OUTPUT))
@@ -47,11 +48,7 @@ def list_databases(
 ) -> None:
     """List SQLite databases in a room namespace."""
 
-    async def body() -> list[str]:
-        async with room_session(room) as client:
-            return await client.sqlite.list_databases(namespace=ns(namespace))
-
-    emit(run(body), output, empty="(no databases)")
+    emit(in_room(room, lambda client: client.sqlite.list_databases(namespace=ns(namespace))), output, empty="(no databases)")
 
 
 @database_app.command("create", epilog=example("meshagent-trio room sqlite database create --room lobby -d app"))
@@ -74,7 +71,7 @@ def create_database(
             )  # fmt: skip
 
     run(body)
-    done(f"Created database {database}")
+    note(f"Created database {database}")
 
 
 @database_app.command("drop", epilog=example("meshagent-trio room sqlite database drop --room lobby -d app --ignore-missing"))
@@ -87,12 +84,8 @@ def drop_database(
 ) -> None:
     """Drop a SQLite database in a room."""
 
-    async def body() -> None:
-        async with room_session(room) as client:
-            await client.sqlite.drop_database(name=database, namespace=ns(namespace), ignore_missing=ignore_missing)
-
-    run(body)
-    done(f"Dropped database {database}")
+    in_room(room, lambda client: client.sqlite.drop_database(name=database, namespace=ns(namespace), ignore_missing=ignore_missing))
+    note(f"Dropped database {database}")
 
 
 @database_app.command("inspect", epilog=example("meshagent-trio room sqlite database inspect --room lobby -d app -o json"))
@@ -105,11 +98,7 @@ def inspect_database(
 ) -> None:
     """Inspect a SQLite database in a room: its tables and size."""
 
-    async def body() -> object:
-        async with room_session(room) as client:
-            return await client.sqlite.inspect_database(name=database, namespace=ns(namespace))
-
-    emit(run(body), output)
+    emit(in_room(room, lambda client: client.sqlite.inspect_database(name=database, namespace=ns(namespace))), output)
 
 
 @database_app.command(
@@ -146,12 +135,8 @@ def database_settings(
 def flush_database(database: DatabaseOption, project_id: ProjectIdOption = None, room: RoomOption = None, namespace: NamespaceOption = None) -> None:
     """Wait until the database's pending writes are replicated to storage."""
 
-    async def body() -> None:
-        async with room_session(room) as client:
-            await client.sqlite.flush_database(name=database, namespace=ns(namespace))
-
-    run(body)
-    done(f"Flushed database {database}")
+    in_room(room, lambda client: client.sqlite.flush_database(name=database, namespace=ns(namespace)))
+    note(f"Flushed database {database}")
 
 
 @app.command("backup", epilog=example("meshagent-trio room sqlite backup --room lobby -d app -o app.sqlite"))
@@ -183,7 +168,7 @@ def backup(
                 os.link(temporary.name, output)
 
     run(body)
-    done(f"Saved database {database} to {output}")
+    note(f"Saved database {database} to {output}")
 
 
 @app.command("restore", epilog=example("meshagent-trio room sqlite restore --room lobby -d app2 --input app.sqlite"))
@@ -210,4 +195,4 @@ def restore(
                 await client.sqlite.restore(database=database, source=chunks(), namespace=ns(namespace))
 
     run(body)
-    done(f"Restored database {database} from {input}")
+    note(f"Restored database {database} from {input}")

@@ -25,6 +25,7 @@ from .common import (
     RoomOption,
     example,
     group,
+    in_room,
     room_session,
     run,
 )
@@ -196,11 +197,7 @@ def exists(path: PathArgument, project_id: ProjectIdOption = None, room: RoomOpt
     """Say whether a file or folder exists at a room path."""
     target = room_path(path, bare=True)
 
-    async def body() -> bool:
-        async with room_session(room) as client:
-            return await client.storage.exists(path=target)
-
-    found = run(body)
+    found = in_room(room, lambda client: client.storage.exists(path=target))
     if output is OutputFormat.json:
         print_data({"path": target, "exists": found}, output)
     else:
@@ -248,11 +245,7 @@ def presign(path: PathArgument, project_id: ProjectIdOption = None, room: RoomOp
     """Print a temporary URL a room file can be downloaded from over HTTP."""
     target = room_path(path, bare=True)
 
-    async def body() -> str:
-        async with room_session(room) as client:
-            return await client.storage.download_url(path=target)
-
-    url = run(body)
+    url = in_room(room, lambda client: client.storage.download_url(path=target))
     if output is OutputFormat.json:
         print_data({"path": target, "url": url}, output)
     else:

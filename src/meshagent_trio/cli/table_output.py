@@ -41,11 +41,6 @@ def schema_rows(schema: Any) -> list[dict[str, Any]]:
     return [{"name": field.name, "type": str(field.type), "nullable": field.nullable} for field in schema]
 
 
-def done(message: str) -> None:
-    """A confirmation for people, on stderr (stdout is for data)."""
-    print(message, file=sys.stderr)
-
-
 async def print_batches(batches: AsyncIterable[Any], output: OutputFormat, *, pretty: bool = True) -> None:
     """Rows of Arrow batches: JSON streamed as they come, or one table (collected)."""
     if output is OutputFormat.json:
