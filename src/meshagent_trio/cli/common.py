@@ -197,13 +197,19 @@ async def rest_session() -> AsyncIterator[Any]:
         yield api
 
 
-def with_api(operation: Callable[[Any], Awaitable[T]]) -> T:
+def with_api(operation: Callable[[Any], Awaitable[T]], *, missing: str | None = None) -> T:
     """One REST operation with the `Meshagent` client; its result:
-    `with_api(lambda api: api.list_webhooks(project_id=project))`."""
+    `with_api(lambda api: api.list_webhooks(project_id=project))`. `missing` is the one line
+    to fail with when the server answers 404 (what was not found)."""
 
     async def body() -> T:
         async with rest_session() as api:
-            return await operation(api)
+            try:
+                return await operation(api)
+            except Exception as error:
+                if missing is not None and getattr(error, "http_status", None) == 404:
+                    raise CommandFailed(missing) from None
+                raise
 
     return run(body)
 

@@ -21,6 +21,7 @@ from .common import (
     resolve_project_id,
     rest_session,
     run,
+    with_api,
 )
 from .output import print_data
 
@@ -56,14 +57,6 @@ def _annotations(text: Optional[str]) -> Optional[dict[str, str]]:
     if not isinstance(value, dict) or not all(isinstance(item, str) for item in value.values()):
         raise typer.BadParameter("must be a JSON object of strings", param_hint="--annotations")
     return value
-
-
-def _unknown(error: BaseException, address: str, delivery_id: Optional[str] = None) -> None:
-    """A 404 as one line naming what is missing."""
-    from meshagent_core.rest.answers import NotFoundError
-
-    if isinstance(error, NotFoundError):
-        raise CommandFailed(f"no mailbox {address!r}" if delivery_id is None else f"not found: delivery {delivery_id!r} of mailbox {address!r}") from None
 
 
 @app.command("create", epilog=example("meshagent-trio mailbox create --address help@example.com --room lobby --queue mail"))
@@ -104,24 +97,19 @@ def update(
     """Change where a mailbox's mail goes (what is not given stays as it is)."""
     values = _annotations(annotations)
 
-    async def body() -> None:
-        async with rest_session() as api:
-            project = resolve_project_id(project_id)
-            try:
-                current = await api.get_mailbox(project_id=project, address=address)
-                await api.update_mailbox(
-                    project_id=project,
-                    address=address,
-                    room=room or current.room,
-                    queue=queue or current.queue,
-                    public=current.public if public is None else public,
-                    annotations=current.annotations if values is None else values,
-                )
-            except Exception as error:
-                _unknown(error, address)
-                raise
+    async def change(api: Any) -> None:
+        project = resolve_project_id(project_id)
+        current = await api.get_mailbox(project_id=project, address=address)
+        await api.update_mailbox(
+            project_id=project,
+            address=address,
+            room=room or current.room,
+            queue=queue or current.queue,
+            public=current.public if public is None else public,
+            annotations=current.annotations if values is None else values,
+        )
 
-    run(body)
+    with_api(change, missing=f"no mailbox {address!r}")
     print(f"updated mailbox {address}", file=sys.stderr)
 
 
@@ -129,15 +117,7 @@ def update(
 def get(address: AddressArgument, project_id: ProjectIdOption = None, output: OutputOption = OutputFormat.table) -> None:
     """Show a mailbox."""
 
-    async def body() -> Any:
-        async with rest_session() as api:
-            try:
-                return await api.get_mailbox(project_id=resolve_project_id(project_id), address=address)
-            except Exception as error:
-                _unknown(error, address)
-                raise
-
-    print_data(run(body), output)
+    print_data(with_api(lambda api: api.get_mailbox(project_id=resolve_project_id(project_id), address=address), missing=f"no mailbox {address!r}"), output)
 
 
 @app.command("list", epilog=example("meshagent-trio mailbox list", "meshagent-trio mailbox list --room lobby -o json"))
@@ -173,15 +153,7 @@ def list_mailboxes(
 def delete(address: AddressArgument, project_id: ProjectIdOption = None) -> None:
     """Delete a mailbox."""
 
-    async def body() -> None:
-        async with rest_session() as api:
-            try:
-                await api.delete_mailbox(project_id=resolve_project_id(project_id), address=address)
-            except Exception as error:
-                _unknown(error, address)
-                raise
-
-    run(body)
+    with_api(lambda api: api.delete_mailbox(project_id=resolve_project_id(project_id), address=address), missing=f"no mailbox {address!r}")
     print(f"deleted mailbox {address}", file=sys.stderr)
 
 
@@ -203,32 +175,19 @@ def deliveries(
     if status is not None and status not in ("accepted", "deferred", "delivered", "failed"):
         raise typer.BadParameter(f"{status!r} is not one of accepted, deferred, delivered, failed", param_hint="--status")
 
-    async def body() -> list[Any]:
-        async with rest_session() as api:
-            query = {"status": status, "recipient": recipient, "message_id": message_id}
-            try:
-                page = await api.list_mailbox_deliveries(project_id=resolve_project_id(project_id), address=address, count=count, offset=offset, **query)
-            except Exception as error:
-                _unknown(error, address)
-                raise
-            return page.deliveries
-
-    print_data(run(body), output, columns=None if output is OutputFormat.json else DELIVERY_COLUMNS, empty="no deliveries")
+    query = {"status": status, "recipient": recipient, "message_id": message_id}
+    page = with_api(
+        lambda api: api.list_mailbox_deliveries(project_id=resolve_project_id(project_id), address=address, count=count, offset=offset, **query),
+        missing=f"no mailbox {address!r}",
+    )
+    print_data(page.deliveries, output, columns=None if output is OutputFormat.json else DELIVERY_COLUMNS, empty="no deliveries")
 
 
 @app.command("delivery", epilog=example("meshagent-trio mailbox delivery help@example.com 7d1e…", "meshagent-trio mailbox delivery help@example.com 7d1e… -o json"))
 def delivery(address: AddressArgument, delivery_id: DeliveryArgument, project_id: ProjectIdOption = None, output: OutputOption = OutputFormat.table) -> None:
     """Show a delivery's status and SMTP details."""
 
-    async def body() -> Any:
-        async with rest_session() as api:
-            try:
-                return await api.get_mailbox_delivery(project_id=resolve_project_id(project_id), address=address, delivery_id=delivery_id)
-            except Exception as error:
-                _unknown(error, address, delivery_id)
-                raise
-
-    print_data(run(body), output)
+    print_data(with_api(lambda api: api.get_mailbox_delivery(project_id=resolve_project_id(project_id), address=address, delivery_id=delivery_id), missing=f"not found: delivery {delivery_id!r} of mailbox {address!r}"), output)
 
 
 @app.command("delivery-events", epilog=example("meshagent-trio mailbox delivery-events help@example.com 7d1e… -o json"))
@@ -242,15 +201,10 @@ def delivery_events(
 ) -> None:
     """List a delivery's events, oldest first."""
 
-    async def body() -> list[Any]:
-        async with rest_session() as api:
-            try:
-                page = await api.list_mailbox_delivery_events(
-                    project_id=resolve_project_id(project_id), address=address, delivery_id=delivery_id, count=count, offset=offset
-                )
-            except Exception as error:
-                _unknown(error, address, delivery_id)
-                raise
-            return page.events
-
-    print_data(run(body), output, columns=None if output is OutputFormat.json else EVENT_COLUMNS, empty="no events")
+    page = with_api(
+        lambda api: api.list_mailbox_delivery_events(
+            project_id=resolve_project_id(project_id), address=address, delivery_id=delivery_id, count=count, offset=offset
+        ),
+        missing=f"not found: delivery {delivery_id!r} of mailbox {address!r}",
+    )
+    print_data(page.events, output, columns=None if output is OutputFormat.json else EVENT_COLUMNS, empty="no events")

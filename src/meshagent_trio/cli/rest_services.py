@@ -211,20 +211,7 @@ def create(
     replace: ReplaceOption = False,
 ) -> None:
     """Create a service from a ServiceSpec (YAML or JSON) in a room or for the project; prints its id."""
-    scope = _scope(room, global_)
-
-    async def body() -> tuple[str, str]:
-        async with rest_session() as api:
-            spec = with_service_id(await _spec_from(api, file, url, mcp), service_id)
-            if spec.id is not None:
-                raise CommandFailed("the spec sets id: a new service gets its id from the server")
-            project = resolve_project_id(project_id)
-            return await _install(
-                api, project, scope, spec, None, (False, False, force, replace),
-                lambda: _create(api, project, scope, spec), lambda target: _update(api, project, scope, target, spec),
-            )  # fmt: skip
-
-    _done(*run(body))
+    _install_spec(project_id, (file, url, mcp), _scope(room, global_), service_id, None, (False, False, force, replace))
 
 
 @app.command(
@@ -248,14 +235,23 @@ def update(
     replace: ReplaceOption = False,
 ) -> None:
     """Replace a service's spec (found by --id, the spec's id, or its name); prints its id."""
-    scope = _scope(room, global_)
+    _install_spec(project_id, (file, url, mcp), _scope(room, global_), service_id, id, (True, create, force, replace))
+
+
+def _install_spec(
+    project_id: Optional[str], source: tuple[Any, Any, Any], scope: Optional[str], service_id: Optional[str], requested: Optional[str], options: tuple[bool, bool, bool, bool]
+) -> None:
+    """`create` and `update` from a spec: read it, then `_install` it (a create may not carry an id)."""
 
     async def body() -> tuple[str, str]:
         async with rest_session() as api:
-            spec = with_service_id(await _spec_from(api, file, url, mcp), service_id)
+            spec = with_service_id(await _spec_from(api, *source), service_id)
+            updating = options[0]
+            if spec.id is not None and not updating:
+                raise CommandFailed("the spec sets id: a new service gets its id from the server")
             project = resolve_project_id(project_id)
             return await _install(
-                api, project, scope, spec, spec.id or id, (True, create, force, replace),
+                api, project, scope, spec, (spec.id or requested) if updating else None, options,
                 lambda: _create(api, project, scope, spec), lambda target: _update(api, project, scope, target, spec),
             )  # fmt: skip
 
@@ -286,21 +282,7 @@ def create_template(
     replace: ReplaceOption = False,
 ) -> None:
     """Create a service from a ServiceTemplate and its values; prints its id."""
-    scope = _scope(room, global_)
-    values = template_values(values_file, value)
-    template, source = load_template_text(file, url)
-
-    async def body() -> tuple[str, str]:
-        async with rest_session() as api:
-            rendered = await _rendered(api, template, values, source)
-            project = resolve_project_id(project_id)
-            return await _install(
-                api, project, scope, rendered, None, (False, False, force, replace),
-                lambda: _from_template(api, project, scope, None, template, values),
-                lambda target: _from_template(api, project, scope, target, template, values),
-            )  # fmt: skip
-
-    _done(*run(body))
+    _install_template(project_id, (file, url), (values_file, value), _scope(room, global_), None, (False, False, force, replace))
 
 
 @app.command(
@@ -321,16 +303,22 @@ def update_template(
     replace: ReplaceOption = False,
 ) -> None:
     """Replace a service with one rendered from a ServiceTemplate; prints its id."""
-    scope = _scope(room, global_)
-    values = template_values(values_file, value)
-    template, source = load_template_text(file, url)
+    _install_template(project_id, (file, url), (values_file, value), _scope(room, global_), id, (True, create, force, replace))
+
+
+def _install_template(
+    project_id: Optional[str], source: tuple[Any, Any], given_values: tuple[Any, Any], scope: Optional[str], requested: Optional[str], options: tuple[bool, bool, bool, bool]
+) -> None:
+    """`create-template` and `update-template`: render the template, then `_install` it."""
+    values = template_values(*given_values)
+    template, origin = load_template_text(*source)
 
     async def body() -> tuple[str, str]:
         async with rest_session() as api:
-            rendered = await _rendered(api, template, values, source)
+            rendered = await _rendered(api, template, values, origin)
             project = resolve_project_id(project_id)
             return await _install(
-                api, project, scope, rendered, id, (True, create, force, replace),
+                api, project, scope, rendered, requested, options,
                 lambda: _from_template(api, project, scope, None, template, values),
                 lambda target: _from_template(api, project, scope, target, template, values),
             )  # fmt: skip

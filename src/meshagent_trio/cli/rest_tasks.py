@@ -13,7 +13,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .common import CommandFailed, OutputFormat, OutputOption, ProjectIdOption, example, group, require_room, resolve_project_id, rest_session, run
+from .common import CommandFailed, OutputFormat, OutputOption, ProjectIdOption, example, group, require_room, resolve_project_id, rest_session, run, with_api
 from .output import print_data
 from .service_specs import load_task_spec
 
@@ -42,11 +42,6 @@ def _count(count: int, limit: int) -> int:
 
 def _missing(error: BaseException) -> bool:
     return getattr(error, "http_status", None) == 404
-
-
-def _unknown_task(error: BaseException, task_id: str) -> None:
-    if _missing(error):
-        raise CommandFailed(f"no scheduled task {task_id!r}") from None
 
 
 @app.command("add", epilog=example("meshagent-trio scheduled-task add --room lobby --file task.yaml"))
@@ -141,15 +136,7 @@ def update(task_id: TaskArgument, file: SpecFileOption, project_id: ProjectIdOpt
     """Replace a scheduled task's spec."""
     spec = load_task_spec(file)
 
-    async def body() -> None:
-        async with rest_session() as api:
-            try:
-                await api.update_scheduled_task(project_id=resolve_project_id(project_id), task_id=task_id, spec=spec)
-            except Exception as error:
-                _unknown_task(error, task_id)
-                raise
-
-    run(body)
+    with_api(lambda api: api.update_scheduled_task(project_id=resolve_project_id(project_id), task_id=task_id, spec=spec), missing=f"no scheduled task {task_id!r}")
     print(f"updated scheduled task {task_id}", file=sys.stderr)
 
 
@@ -164,28 +151,12 @@ def runs(
 ) -> None:
     """List the runs of a scheduled task, newest first."""
 
-    async def body() -> list[Any]:
-        async with rest_session() as api:
-            try:
-                return await api.list_scheduled_task_runs(project_id=resolve_project_id(project_id), task_id=task_id, limit=_count(count, limit), offset=offset)
-            except Exception as error:
-                _unknown_task(error, task_id)
-                raise
-
-    print_data(run(body), output, columns=None if output is OutputFormat.json else RUN_COLUMNS, empty="no runs yet")
+    print_data(with_api(lambda api: api.list_scheduled_task_runs(project_id=resolve_project_id(project_id), task_id=task_id, limit=_count(count, limit), offset=offset), missing=f"no scheduled task {task_id!r}"), output, columns=None if output is OutputFormat.json else RUN_COLUMNS, empty="no runs yet")
 
 
 @app.command("delete", epilog=example("meshagent-trio scheduled-task delete 3f2c…"))
 def delete(task_id: TaskArgument, project_id: ProjectIdOption = None) -> None:
     """Delete a scheduled task."""
 
-    async def body() -> None:
-        async with rest_session() as api:
-            try:
-                await api.delete_scheduled_task(project_id=resolve_project_id(project_id), task_id=task_id)
-            except Exception as error:
-                _unknown_task(error, task_id)
-                raise
-
-    run(body)
+    with_api(lambda api: api.delete_scheduled_task(project_id=resolve_project_id(project_id), task_id=task_id), missing=f"no scheduled task {task_id!r}")
     print(f"deleted scheduled task {task_id}", file=sys.stderr)
