@@ -53,3 +53,14 @@ def test_version(cli: Callable[..., CliResult]) -> None:
 
     assert invoke("version").stdout == f"meshagent-trio {__version__}\n"
     assert invoke("--version").stdout == f"meshagent-trio {__version__}\n"
+
+
+def test_listings_name_every_group_though_only_the_named_one_is_built(cli: Callable[..., CliResult]) -> None:
+    from meshagent_trio.cli.app import ROOM_GROUPS, TOP_GROUPS
+
+    top = invoke("--help")
+    assert top.exit_code == 0 and all(f"  {name} " in top.stdout for name, _module, _aliases in TOP_GROUPS), top
+    room = invoke("room", "--help")
+    assert room.exit_code == 0 and all(f"  {name} " in room.stdout for name, _module, _aliases in ROOM_GROUPS), room
+    storage = invoke("room", "storage", "--help")
+    assert storage.exit_code == 0 and "  cp " in storage.stdout and "  ls " in storage.stdout, storage

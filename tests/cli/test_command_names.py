@@ -188,10 +188,15 @@ def test_official_groups_we_share_report_what_is_missing() -> None:
 
 
 def test_shell_completion_completes_command_names(tmp_path: Path) -> None:
-    environ = {**os.environ, "_MESHAGENT_TRIO_COMPLETE": "complete_bash", "COMP_WORDS": "meshagent-trio room sto", "COMP_CWORD": "2"}
-    result = subprocess.run([sys.executable, "-m", "meshagent_trio"], env=environ, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert complete("meshagent-trio room sto", 2, tmp_path) == ["storage"]
+    assert complete("meshagent-trio room storage l", 3, tmp_path) == ["ls"]
+
+
+def complete(words: str, index: int, cwd: Path) -> list[str]:
+    environ = {**os.environ, "_MESHAGENT_TRIO_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(index)}
+    result = subprocess.run([sys.executable, "-m", "meshagent_trio"], env=environ, capture_output=True, text=True, timeout=60, cwd=cwd)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["storage"], result.stdout
+    return result.stdout.split()
 
 
 @pytest.mark.skipif(not os.environ.get("MESHAGENT_OFFICIAL_CLI_PYTHON"), reason="MESHAGENT_OFFICIAL_CLI_PYTHON (a Python with meshagent-cli 0.56) is not set")

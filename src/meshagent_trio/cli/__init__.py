@@ -18,9 +18,11 @@ def main(argv: list[str] | None = None) -> int:
 
     args = list(sys.argv[1:] if argv is None else argv)
     load_dotenv_file()
-    from .app import build_command
+    from .app import build_command, leading_words
 
-    command = build_command()
+    completing = os.environ.get(f"_{PROG.replace('-', '_').upper()}_COMPLETE")
+    words = os.environ.get("COMP_WORDS", "").split()[1:] if completing else args
+    command = build_command(leading_words(words))
     try:
         status = command.main(args=args, prog_name=PROG, standalone_mode=False)
     except KeyboardInterrupt:

@@ -62,7 +62,10 @@ def _version_option(value: bool) -> None:
         raise typer.Exit(0)
 
 
-def build_app() -> typer.Typer:
+def build_app(named: tuple[str, ...] | None = None) -> typer.Typer:
+    """The whole tree, or, with `named` (the leading words of a command line), the tree with
+    only the named groups built: the others stand in by name and help line, enough for a
+    listing, at a fraction of the cost (typer reads every command's signature when it builds)."""
     root = typer.Typer(
         name=PROG,
         help="MeshAgent on Trio: the local MeshAgent server, and every room API and REST group from the command line.",
@@ -88,22 +91,44 @@ def build_app() -> typer.Typer:
 
     room = typer.Typer(help="Operate within a room.", no_args_is_help=True, add_completion=False, rich_markup_mode=None)
     for name, module, aliases in ROOM_GROUPS:
-        _add(room, name, _module(module).app, aliases)
+        _add(room, name, _module(module).app, aliases, _wanted(named, 1, "room"))
     _module("room_connect").register(room)
     root.add_typer(room, name="room")
     for name, module, aliases in TOP_GROUPS:
-        _add(root, name, _module(module).app, aliases)
+        _add(root, name, _module(module).app, aliases, _wanted(named, 0, None))
     return root
 
 
-def _add(parent: typer.Typer, name: str, child: typer.Typer, aliases: tuple[str, ...]) -> None:
+def _wanted(named: tuple[str, ...] | None, level: int, parent: str | None) -> tuple[str, ...] | None:
+    """The name the command line gives at `level` under `parent` (None: build everything)."""
+    if named is None:
+        return None
+    if parent is not None and (not named or named[0] != parent):
+        return ()
+    return named[level : level + 1]
+
+
+def _add(parent: typer.Typer, name: str, child: typer.Typer, aliases: tuple[str, ...], wanted: tuple[str, ...] | None = None) -> None:
+    """`child` under `name` and its hidden aliases; when `wanted` names another group, a
+    stand-in with the same help line instead."""
+    if wanted is not None and not set(wanted) & {name, *aliases}:
+        child = typer.Typer(help=child.info.help, add_completion=False, rich_markup_mode=None)
     parent.add_typer(child, name=name)
     for alias in aliases:
         parent.add_typer(child, name=alias, hidden=True)
 
 
 @functools.cache
-def build_command() -> Any:
-    """The click command `main()` runs (built once per process: the tree has hundreds of
-    commands)."""
-    return typer.main.get_command(build_app())
+def build_command(named: tuple[str, ...] | None = None) -> Any:
+    """The click command `main()` runs (built once per process and `named`; see `build_app`)."""
+    return typer.main.get_command(build_app(named))
+
+
+def leading_words(args: list[str]) -> tuple[str, ...]:
+    """The group names a command line starts with (`room storage` of `room storage ls …`)."""
+    words: list[str] = []
+    for arg in args:
+        if arg.startswith("-") or len(words) == 2:
+            break
+        words.append(arg)
+    return tuple(words)
