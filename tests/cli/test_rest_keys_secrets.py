@@ -13,7 +13,8 @@ import pytest
 
 from clirun import CliResult, assert_one_line_error
 from meshagent_trio.testing import InProcessServer
-from test_rest_projects_rooms import ok, own_project, sdk
+from beside import own_project, sdk
+from clirun import ok
 
 Cli = Callable[..., CliResult]
 

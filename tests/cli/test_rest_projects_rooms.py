@@ -6,36 +6,17 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import pytest
-import trio
 import yaml
 
-from clirun import CliResult, assert_one_line_error
+from beside import own_project, sdk
+from clirun import CliResult, assert_one_line_error, ok
 from meshagent_trio import Meshagent
 from meshagent_trio.testing import InProcessServer
 
 Cli = Callable[..., CliResult]
-
-
-def ok(result: CliResult) -> CliResult:
-    assert result.exit_code == 0, result
-    return result
-
-
-def sdk(server: InProcessServer, work: Callable[[Meshagent], Any], token: str | None = None) -> Any:
-    """`work(api)` with our REST client, as the owner (or with `token`)."""
-
-    async def main() -> Any:
-        async with Meshagent(base_url=server.api_url, token=token or server.api_key) as api:
-            return await work(api)
-
-    return trio.run(main)
-
-
-def own_project(server: InProcessServer) -> str:
-    return server.credentials.project_id
 
 
 # --- projects ----------------------------------------------------------------------------------

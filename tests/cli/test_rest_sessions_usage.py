@@ -15,7 +15,7 @@ from clirun import CliResult, assert_one_line_error
 from meshagent_trio import RoomClient
 from meshagent_trio.cli.rest_sessions import span_tree
 from meshagent_trio.testing import InProcessServer
-from test_rest_projects_rooms import ok
+from clirun import ok
 
 Cli = Callable[..., CliResult]
 

@@ -4,59 +4,18 @@ client, in a thread of its own)."""
 
 from __future__ import annotations
 
-import threading
 import time
 from contextlib import contextmanager
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, AsyncIterator, Callable, Iterator
 
 import trio
 
+from beside import in_background
 from clirun import CliResult, assert_one_line_error
 from meshagent_core.client.tools import Toolkit, tool
 from meshagent_core.tokens import ApiScope, StorageGrant
 from meshagent_trio import connect
 from meshagent_trio.testing import InProcessServer
-
-
-@contextmanager
-def in_background(work: Callable[..., Awaitable[None]], timeout: float = 30) -> Iterator[None]:
-    """Runs `work(task_status=…)` under Trio in a thread of its own; the block starts once it
-    called `task_status.started()`, and the work is cancelled when the block ends."""
-    started = threading.Event()
-    state: dict[str, Any] = {}
-
-    async def main() -> None:
-        state["token"] = trio.lowlevel.current_trio_token()
-        async with trio.open_nursery() as nursery:
-            state["scope"] = nursery.cancel_scope
-            await nursery.start(work)
-            started.set()
-
-    def thread_main() -> None:
-        try:
-            trio.run(main)
-        except BaseException as error:  # reported in the test's thread
-            state["error"] = error
-        finally:
-            started.set()
-
-    thread = threading.Thread(target=thread_main, daemon=True)
-    thread.start()
-    assert started.wait(timeout), "the background work did not start"
-    if "error" in state:
-        raise state["error"]
-    try:
-        yield
-    finally:
-        if thread.is_alive() and "scope" in state:
-            try:
-                state["token"].run_sync_soon(state["scope"].cancel)
-            except trio.RunFinishedError:
-                pass
-        thread.join(15)
-        assert not thread.is_alive(), "the background work did not stop"
-        if "error" in state:
-            raise state["error"]
 
 
 @tool

@@ -13,7 +13,7 @@ from meshagent_core.tokens import ApiScope
 from meshagent_core.tokens.grants import DeveloperGrant
 from meshagent_trio.cli.room_developer import plain_lines
 from meshagent_trio.testing import InProcessServer
-from test_room_messaging import Child
+from beside import Child
 
 
 def ok(result: CliResult) -> CliResult:

@@ -4,17 +4,12 @@ by `--count` or by Ctrl-C), against the session's local server."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import select
-import signal
-import subprocess
-import sys
-import time
 from typing import Callable
 
 import pytest
 
+from beside import Child
 from clirun import CliResult, assert_one_line_error
 from meshagent_core.tokens import ApiScope
 from meshagent_core.tokens.grants import MessagingGrant
@@ -24,43 +19,6 @@ from meshagent_trio.testing import InProcessServer
 def ok(result: CliResult) -> CliResult:
     assert result.exit_code == 0, result
     return result
-
-
-class Child:
-    """`meshagent-trio ARGS…` in a child process (the test's environment), to follow a stream."""
-
-    def __init__(self, *args: str) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "meshagent_trio", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ), bufsize=0
-        )
-
-    def stderr_line(self, timeout: float = 30.0) -> str:
-        """The next line the child writes to stderr."""
-        assert self.process.stderr is not None
-        deadline = time.monotonic() + timeout
-        line = b""
-        while not line.endswith(b"\n"):
-            ready, _, _ = select.select([self.process.stderr], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
-                self.process.kill()
-                raise AssertionError(f"no line on stderr within {timeout} s (so far {line!r})")
-            byte = self.process.stderr.read(1)
-            if not byte:
-                raise AssertionError(f"stderr ended: {line!r}, exit {self.process.wait()}")
-            line += byte
-        return line.decode()
-
-    def interrupt(self) -> None:
-        self.process.send_signal(signal.SIGINT)
-
-    def finish(self, timeout: float = 30.0) -> tuple[int, str, str]:
-        """(exit status, stdout, the rest of stderr) once the child has ended."""
-        try:
-            out, err = self.process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            raise
-        return self.process.returncode, out.decode(), err.decode()
 
 
 def test_send_broadcast_list_and_listen(cli: Callable[..., CliResult], room_name: str) -> None:

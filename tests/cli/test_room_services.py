@@ -15,7 +15,7 @@ from clirun import CliResult, assert_one_line_error
 from meshagent_core.tokens import ApiScope, StorageGrant
 from meshagent_trio import Meshagent, connect
 from meshagent_trio.testing import InProcessServer
-from test_room_agents import in_background
+from beside import in_background
 from webhook_receiver import webhook_receiver
 
 

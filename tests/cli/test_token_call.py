@@ -18,7 +18,7 @@ from meshagent_core.tokens import AgentsGrant, ApiScope, LLMGrant, ParticipantTo
 from meshagent_core.webhooks import SIGNATURE_HEADER, verify
 from meshagent_trio import ServiceHost, connect
 from meshagent_trio.testing import InProcessServer, new_credentials
-from test_room_agents import in_background
+from beside import in_background
 from webhook_receiver import webhook_receiver
 
 SPEC = """\
