@@ -181,3 +181,16 @@ def test_json_values_reach_typed_columns(cli: Cli, db: tuple[str, ...]) -> None:
     ok(cli("room", "sqlite", "insert", *db, "-t", "typed", "--json", json.dumps([row])))
     assert ok(cli("room", "sqlite", "search", *db, "-t", "typed", "-o", "json")).json() == [row]
     assert_one_line_error(cli("room", "sqlite", "insert", *db, "-t", "typed", "--json", '[{"ts": "yesterday"}]'), 2, "--json")
+
+
+def test_json_columns_hold_json_documents(cli: Cli, db: tuple[str, ...]) -> None:
+    """The official grammar's `json` type (Arrow's JSON extension) is a column of JSON texts."""
+    ok(cli("room", "sqlite", "create", *db, "-t", "docs", "-c", "id int, doc json"))
+    documents = [{"id": 1, "doc": {"tags": ["a", "b"], "n": 1}}, {"id": 2, "doc": [1, 2]}, {"id": 3, "doc": None}]
+    ok(cli("room", "sqlite", "insert", *db, "-t", "docs", "--json", json.dumps(documents)))
+    assert ok(cli("room", "sqlite", "search", *db, "-t", "docs", "-o", "json")).json() == documents
+    stored = rows_of(cli, db, "select id, json_extract(doc, '$.n') as n, typeof(doc) as kind from docs order by id")
+    assert stored == [{"id": 1, "n": 1, "kind": "text"}, {"id": 2, "n": None, "kind": "text"}, {"id": 3, "n": None, "kind": "null"}]
+    refused = cli("room", "sqlite", "insert", *db, "-t", "docs", "--json", '[{"id": 4, "doc": "{not json"}]')
+    assert_one_line_error(refused, 1, "column 'doc' is not JSON")
+    assert len(ok(cli("room", "sqlite", "search", *db, "-t", "docs", "-o", "json")).json()) == 3

@@ -14,6 +14,7 @@ field that is not nullable:
 | binary, large_binary, fixed_size_binary | `BLOB` | blob |
 | date32, date64 | `DATE` | text `YYYY-MM-DD` |
 | timestamp (any unit) without / with a time zone | `TIMESTAMP` / `TIMESTAMPTZ` | text `YYYY-MM-DD HH:MM:SS.ffffff`, UTC with `Z` when zoned |
+| json (the `arrow.json` extension) | `JSON TEXT` | text, checked to be one JSON document (the name keeps SQLite's text affinity, so `1` stays the text `1`) |
 
 Other Arrow types (uint64, float16, decimals, lists, structs, …) are refused with 1002. Reading a
 column back, the declared type gives the Arrow type: the names above exactly (in any case), then
@@ -87,7 +88,13 @@ def declared_type(data_type: Any) -> str:
         return "DATE"
     if types.is_timestamp(data_type):
         return "TIMESTAMP" if data_type.tz is None else "TIMESTAMPTZ"
+    if is_json(data_type):
+        return "JSON TEXT"
     raise invalid_request(f"the sqlite toolkit cannot store Arrow type {data_type} (see the supported types)")
+
+
+def is_json(data_type: Any) -> bool:
+    return getattr(data_type, "extension_name", None) == "arrow.json"
 
 
 def quote_identifier(name: str) -> str:
@@ -128,6 +135,7 @@ def arrow_type(declared: str | None) -> Any:
         "TIMESTAMP": pa.timestamp("us"),
         "DATETIME": pa.timestamp("us"),
         "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
+        "JSON TEXT": pa.json_() if hasattr(pa, "json_") else pa.string(),  # pyarrow 19 has the JSON type
     }.get(base)
     if exact is not None:
         return exact
@@ -156,6 +164,8 @@ def _kind(data_type: Any) -> str:
     types = pyarrow().types
     if types.is_null(data_type):
         return "null"
+    if is_json(data_type):
+        return "json"
     if types.is_boolean(data_type):
         return "bool"
     if types.is_integer(data_type):
@@ -179,6 +189,7 @@ _ACCEPTS = {
     "int": {"int"},
     "float": {"float", "int"},
     "string": {"string"},
+    "json": {"json", "string"},
     "binary": {"binary"},
     "date": {"date"},
     "timestamp": {"timestamp"},
@@ -202,6 +213,8 @@ def column_values(array: Any, target: Any, column: str) -> list[Any]:
     """The values of an Arrow column as SQLite values, converted to the column's type `target`
     (None: as they are). Values out of the target's range are 1002."""
     pa = pyarrow()
+    if target is not None and _kind(target) == "json" or is_json(array.type):
+        return _json_texts(array.cast(pa.string()) if is_json(array.type) else array, column)
     if target is not None and not array.type.equals(target) and _kind(array.type) != "null":
         try:
             array = array.cast(target, safe=True)
@@ -219,6 +232,18 @@ def column_values(array: Any, target: Any, column: str) -> list[Any]:
     if kind == "other":
         declared_type(array.type)
     return array.to_pylist()
+
+
+def _json_texts(array: Any, column: str) -> list[Any]:
+    """JSON column values: each a JSON document's text (1002 for text that is not JSON)."""
+    texts = array.cast(pyarrow().string()).to_pylist() if _kind(array.type) == "null" else array.to_pylist()
+    for text in texts:
+        if text is not None:
+            try:
+                json.loads(text)
+            except ValueError:
+                raise invalid_request(f"a value for column {column!r} is not JSON: {text[:80]!r}") from None
+    return texts
 
 
 def format_timestamp(value: datetime) -> str:
