@@ -106,7 +106,7 @@ def test_update_errors(cli: Callable[..., CliResult], room_name: str, document: 
     failed_test = cli("room", "sync", "update", "--room", room_name, document, "--patch", '[{"op": "test", "path": "/plan/items/0/item/title", "value": "no"}]')
     assert_one_line_error(failed_test, 1, "does not apply", "test failed")
     missing = cli("room", "sync", "update", "--room", room_name, document, "--patch", '[{"op": "remove", "path": "/plan/items/9"}]')
-    assert_one_line_error(missing, 1, "out of range")
+    assert_one_line_error(missing, 1, "does not apply", "non-existent")
     schema_breaking = cli("room", "sync", "update", "--room", room_name, document, "--patch", '[{"op": "add", "path": "/plan/items/0/item/colour", "value": "red"}]')
     assert_one_line_error(schema_breaking, 1, "colour")
     assert_one_line_error(cli("room", "sync", "update", "--room", room_name, document, "--patch", '{"op": "add"}'), 2, "--patch", "list of operations")

@@ -255,99 +255,27 @@ class PatchError(Exception):
         self.malformed = malformed
 
 
-def _pointer(text: Any) -> list[str]:
-    if not isinstance(text, str) or (text and not text.startswith("/")):
-        raise PatchError(f"not a JSON pointer: {text!r}", malformed=True)
-    return [token.replace("~1", "/").replace("~0", "~") for token in text.split("/")[1:]]
-
-
-def _index(container: list, token: str, *, insert: bool = False) -> int:
-    if token == "-" and insert:
-        return len(container)
-    if not token.isdigit() or (len(token) > 1 and token.startswith("0")):
-        raise PatchError(f"{token!r} is not a list index")
-    index = int(token)
-    if index > len(container) or (index == len(container) and not insert):
-        raise PatchError(f"list index {index} is out of range")
-    return index
-
-
-def _resolve(document: Any, tokens: list[str]) -> Any:
-    for token in tokens:
-        if isinstance(document, list):
-            document = document[_index(document, token)]
-        elif isinstance(document, dict) and token in document:
-            document = document[token]
-        else:
-            raise PatchError(f"no {token!r} at that path")
-    return document
-
-
-def _parent(document: Any, tokens: list[str]) -> tuple[Any, str]:
-    parent = _resolve(document, tokens[:-1])
-    if not isinstance(parent, (list, dict)):
-        raise PatchError("the path goes through a value that is not an object or a list")
-    return parent, tokens[-1]
-
-
-def _add(document: Any, tokens: list[str], value: Any) -> Any:
-    if not tokens:
-        return value
-    parent, key = _parent(document, tokens)
-    if isinstance(parent, list):
-        parent.insert(_index(parent, key, insert=True), value)
-    else:
-        parent[key] = value
-    return document
-
-
-def _remove(document: Any, tokens: list[str]) -> tuple[Any, Any]:
-    if not tokens:
-        raise PatchError("the document itself cannot be removed")
-    parent, key = _parent(document, tokens)
-    if isinstance(parent, list):
-        return document, parent.pop(_index(parent, key))
-    if key not in parent:
-        raise PatchError(f"no {key!r} to remove")
-    return document, parent.pop(key)
-
-
 def apply_patch(document: Any, operations: list[Any]) -> Any:
-    """`document` (JSON, not changed) with the RFC 6902 `operations` applied, all or none."""
-    import copy
+    """`document` (JSON, not changed) with the RFC 6902 `operations` applied, all or none (by
+    the `jsonpatch` library)."""
+    import jsonpatch
+    import jsonpointer
 
-    result = copy.deepcopy(document)
     for number, operation in enumerate(operations, 1):
-        if not isinstance(operation, dict) or "op" not in operation or "path" not in operation:
-            raise PatchError(f"operation {number} needs 'op' and 'path'", malformed=True)
-        op, tokens = operation["op"], _pointer(operation["path"])
-        if op in ("add", "replace", "test") and "value" not in operation:
-            raise PatchError(f"operation {number} ({op}) needs 'value'", malformed=True)
-        if op in ("move", "copy") and "from" not in operation:
-            raise PatchError(f"operation {number} ({op}) needs 'from'", malformed=True)
-        if op == "add":
-            result = _add(result, tokens, copy.deepcopy(operation["value"]))
-        elif op == "remove":
-            result, _ = _remove(result, tokens)
-        elif op == "replace":
-            _resolve(result, tokens)  # must exist
-            if tokens:
-                result, _ = _remove(result, tokens)
-            result = _add(result, tokens, copy.deepcopy(operation["value"]))
-        elif op == "move":
-            source = _pointer(operation["from"])
-            if tokens[: len(source)] == source and tokens != source:
-                raise PatchError(f"operation {number} moves a value into itself")
-            result, value = _remove(result, source)
-            result = _add(result, tokens, value)
-        elif op == "copy":
-            result = _add(result, tokens, copy.deepcopy(_resolve(result, _pointer(operation["from"]))))
-        elif op == "test":
-            if _resolve(result, tokens) != operation["value"]:
-                raise PatchError(f"test failed at {operation['path']!r}")
-        else:
-            raise PatchError(f"operation {number}: unknown op {op!r}", malformed=True)
-    return result
+        pointers = [operation.get(key) for key in ("path", "from") if key in operation] if isinstance(operation, dict) else [None]
+        if not pointers or not all(isinstance(pointer, str) and (pointer == "" or pointer.startswith("/")) for pointer in pointers):
+            raise PatchError(f"operation {number} needs a 'path' that is a JSON pointer ('' or '/…')", malformed=True)
+    try:
+        patch = jsonpatch.JsonPatch(operations)
+        return patch.apply(document)
+    except jsonpatch.InvalidJsonPatch as error:
+        raise PatchError(str(error), malformed=True) from None
+    except jsonpatch.JsonPatchTestFailed as error:
+        raise PatchError(f"test failed: {error}") from None
+    except (jsonpatch.JsonPatchConflict, jsonpointer.JsonPointerException) as error:
+        raise PatchError(str(error)) from None
+    except (TypeError, AttributeError, KeyError) as error:  # an operation that is not an object, or lacks 'op'
+        raise PatchError(f"not a JSON patch operation: {error}", malformed=True) from None
 
 
 def reconcile(element: Any, wanted: dict[str, Any]) -> None:
