@@ -219,7 +219,8 @@ def test_room_connect_runs_a_command_that_joins_the_room(cli: Callable[..., CliR
 
 def test_room_connect_mints_for_an_identity(cli: Callable[..., CliResult], cli_env: InProcessServer, tmp_path: Path, room_name: str) -> None:
     (tmp_path / "child.py").write_text(CHILD)
-    ran = cli("room", "connect", "--room", room_name, "--identity", "helper", "--meshagent-token", "full", "--", sys.executable, "child.py", "seen.json")
+    # `rooms connect` (the name the REST group gives it) is the same command.
+    ran = cli("rooms", "connect", "--room", room_name, "--identity", "helper", "--meshagent-token", "full", "--", sys.executable, "child.py", "seen.json")
     assert ran.exit_code == 3, ran
     token = decode(cli_env, json.loads((tmp_path / "seen.json").read_text())["MESHAGENT_TOKEN"])
     assert (token.name, token.role, token.get_api_grant()) == ("helper", "agent", ApiScope.full())

@@ -24,13 +24,14 @@ TEMPLATES = ("agent", "none")
 INTERRUPT_GRACE = 5.0
 
 
-def register(room: typer.Typer) -> None:
-    room.command(
+def register(parent: typer.Typer, *, path: str = "room connect", hidden: bool = False) -> None:
+    parent.command(
         "connect",
+        hidden=hidden,
         context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
         epilog=example(
-            "meshagent-trio room connect --room lobby -- python agent.py",
-            "meshagent-trio room connect --room lobby --identity helper --role agent -e DEBUG=1 -- python agent.py",
+            f"meshagent-trio {path} --room lobby -- python agent.py",
+            f"meshagent-trio {path} --room lobby --identity helper --role agent -e DEBUG=1 -- python agent.py",
         ),
     )(connect)
 
