@@ -7,7 +7,7 @@ Run it with a Python that has the official `meshagent-cli` package installed (it
 
     /tmp/cli/bin/python scripts/official_cli_tree.py > tests/cli/official_cli_tree.json
 
-tests/cli/test_command_names.py compares our tree with the stored copy, and with a fresh one
+tests/cli/test_cli_command_names.py compares our tree with the stored copy, and with a fresh one
 when MESHAGENT_OFFICIAL_CLI_PYTHON names such a Python.
 """
 

@@ -1,5 +1,5 @@
 """The command tree. Group and command names are the official `meshagent` CLI's where it has
-the same thing (tests/cli/test_command_names.py checks them against its tree); the hidden
+the same thing (tests/cli/test_cli_command_names.py checks them against its tree); the hidden
 aliases take the plural names some users type."""
 
 from __future__ import annotations
