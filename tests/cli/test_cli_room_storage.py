@@ -15,14 +15,9 @@ from typing import Callable
 
 import pytest
 
-from clirun import CliResult, assert_one_line_error
+from clirun import CliResult, assert_one_line_error, ok
 from meshagent_core.tokens import ApiScope
 from meshagent_trio.testing import InProcessServer
-
-
-def ok(result: CliResult) -> CliResult:
-    assert result.exit_code == 0, result
-    return result
 
 
 def test_copy_up_inspect_and_copy_down(cli: Callable[..., CliResult], room_name: str, tmp_path: Path) -> None:
@@ -198,3 +193,44 @@ def test_a_200_mb_round_trip_in_bounded_memory(cli_env: InProcessServer, room_na
     assert back.stat().st_size == size
     assert _sha256(back) == expected
     assert up < 150 * 1024 and down < 150 * 1024, (up, down)
+
+
+def _cp_stderr(source: Path, dest: str, room: str, *, terminal: bool) -> bytes:
+    """What `room storage cp` writes to stderr when stderr is a terminal (a pty) or a pipe."""
+    import pty
+    import select
+
+    args = [sys.executable, "-m", "meshagent_trio", "room", "storage", "cp", "--room", room, str(source), dest]
+    if not terminal:
+        done = subprocess.run(args, capture_output=True, timeout=120, env=dict(os.environ))
+        assert done.returncode == 0, done
+        return done.stderr
+    controller, terminal_end = pty.openpty()
+    child = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=terminal_end, env={**os.environ, "COLUMNS": "120"})
+    os.close(terminal_end)
+    seen = b""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([controller], [], [], 1.0)
+        if ready:
+            try:
+                data = os.read(controller, 65536)
+            except OSError:  # the child closed its end
+                break
+            if not data:
+                break
+            seen += data
+        elif child.poll() is not None:
+            break
+    os.close(controller)
+    assert child.wait(timeout=30) == 0, seen
+    return seen
+
+
+def test_progress_is_drawn_on_a_terminal_only(cli_env: InProcessServer, room_name: str, tmp_path: Path) -> None:
+    source = tmp_path / "eight.bin"
+    source.write_bytes(os.urandom(8 * 1024 * 1024))
+    drawn = _cp_stderr(source, "room://eight-a.bin", room_name, terminal=True).decode(errors="replace")
+    assert "8.4 MB" in drawn and "/s" in drawn, drawn  # the size copied and the rate
+    piped = _cp_stderr(source, "room://eight-b.bin", room_name, terminal=False).decode()
+    assert piped.startswith("copied 1 file") and len(piped.splitlines()) == 1 and "\x1b" not in piped and "/s" not in piped, piped
