@@ -6,7 +6,7 @@ maintenance are in room_dataset_admin.py, registered on the same group."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import Annotated, Any, List, Optional
 
 import typer
 
@@ -293,16 +293,21 @@ def insert(
     file: RecordsFileOption = None,
 ) -> None:
     """Insert rows into a table (one commit)."""
+    count = _write_records(room, table, namespace, branch, json, file, lambda client, rows: client.datasets.insert(table=table, records=rows, namespace=ns(namespace), branch=branch))
+    note(f"Inserted {count} row(s) into {table}")
+
+
+def _write_records(room: Optional[str], table: str, namespace: Any, branch: Optional[str], json: Optional[str], file: Optional[str], write: Any) -> int:
+    """The `--json`/`--file` rows, typed by the table's schema, handed to `write(client, rows)`; how many."""
     records = record_list(json_input(json, file, text_option="--json", file_option="--file"), "--json")
 
     async def body() -> None:
         async with room_session(room) as client:
             schema = await client.datasets.inspect(table=table, namespace=ns(namespace), branch=branch)
-            rows = records_table(records, schema, "--json")
-            await client.datasets.insert(table=table, records=rows, namespace=ns(namespace), branch=branch)
+            await write(client, records_table(records, schema, "--json"))
 
     run(body)
-    note(f"Inserted {len(records)} row(s) into {table}")
+    return len(records)
 
 
 @app.command("merge", epilog=example("""meshagent-trio room dataset merge --room lobby -t docs --on id --json '[{"id": 2, "text": "changed"}]'"""))
@@ -317,16 +322,8 @@ def merge(
     file: RecordsFileOption = None,
 ) -> None:
     """Upsert rows: those matching an existing row on --on replace it, the others are added."""
-    records = record_list(json_input(json, file, text_option="--json", file_option="--file"), "--json")
-
-    async def body() -> None:
-        async with room_session(room) as client:
-            schema = await client.datasets.inspect(table=table, namespace=ns(namespace), branch=branch)
-            rows = records_table(records, schema, "--json")
-            await client.datasets.merge(table=table, on=on, records=rows, namespace=ns(namespace), branch=branch)
-
-    run(body)
-    note(f"Merged {len(records)} row(s) into {table} on {on}")
+    count = _write_records(room, table, namespace, branch, json, file, lambda client, rows: client.datasets.merge(table=table, on=on, records=rows, namespace=ns(namespace), branch=branch))
+    note(f"Merged {count} row(s) into {table} on {on}")
 
 
 @app.command("update", epilog=example("""meshagent-trio room dataset update --room lobby -t docs --where "id = 2" --values-json '{"text": "new"}'"""))
