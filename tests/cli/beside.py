@@ -110,3 +110,16 @@ def sdk(server: InProcessServer, work: Callable[[Meshagent], Any], token: str | 
 
 def own_project(server: InProcessServer) -> str:
     return server.credentials.project_id
+
+
+def visit(cli: Callable[..., Any], room: str, timeout: float = 15.0) -> None:
+    """Join `room` through the command line and leave, then wait until the server has recorded
+    the session's end (it does so as the connection closes, just after the command returns)."""
+    assert cli("room", "mounts", "list", "--room", room).exit_code == 0
+    deadline = time.monotonic() + timeout
+    while True:
+        events = cli("rooms", "events", room, "--limit", "1", "-o", "json").json()
+        if [event["type"] for event in events] == ["room.lifecycle.stop"]:
+            return
+        assert time.monotonic() < deadline, f"the session in {room} did not end within {timeout} s: {events}"
+        time.sleep(0.05)

@@ -11,7 +11,7 @@ from typing import Callable
 import pytest
 import yaml
 
-from beside import own_project, sdk
+from beside import own_project, sdk, visit
 from clirun import CliResult, assert_one_line_error, ok
 from meshagent_trio import Meshagent
 from meshagent_trio.testing import InProcessServer
@@ -145,9 +145,9 @@ def test_rooms_status_and_events(cli: Cli, room_name: str) -> None:
     ok(cli("rooms", "create", room_name))
     assert ok(cli("rooms", "status", room_name, "-o", "json")).json() == {"status": "Unallocated"}
     assert ok(cli("rooms", "events", room_name, "-o", "json")).json() == []
-    ok(cli("room", "mounts", "list", "--room", room_name))  # one session: joined and left
-    events = ok(cli("rooms", "events", room_name, "-o", "json")).json()
-    assert [event["type"] for event in events] == ["room.lifecycle.stop", "room.participant.left", "room.participant.joined", "room.lifecycle.start"]
+    visit(cli, room_name)  # one session: joined and left
+    types = [event["type"] for event in ok(cli("rooms", "events", room_name, "-o", "json")).json()]
+    assert types == ["room.lifecycle.stop", "room.participant.left", "room.participant.joined", "room.lifecycle.start"]
     assert [event["type"] for event in ok(cli("rooms", "events", room_name, "--limit", "1", "-o", "json")).json()] == ["room.lifecycle.stop"]
     assert "room.lifecycle.start" in ok(cli("rooms", "events", room_name, "--count", "4")).stdout
     assert ok(cli("rooms", "status", room_name)).stdout.split() == ["status", "Unallocated"]

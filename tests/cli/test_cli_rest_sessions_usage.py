@@ -11,6 +11,7 @@ from typing import Callable, Iterator
 import pytest
 import trio
 
+from beside import visit
 from clirun import CliResult, assert_one_line_error
 from meshagent_trio import RoomClient
 from meshagent_trio.cli.rest_sessions import span_tree
@@ -22,7 +23,7 @@ Cli = Callable[..., CliResult]
 
 def one_session(cli: Cli, room: str) -> dict:
     """Join `room` and leave (through the CLI): one ended session of it."""
-    ok(cli("room", "mounts", "list", "--room", room))
+    visit(cli, room)
     (session,) = ok(cli("session", "list", "--room", room, "-o", "json")).json()["sessions"]
     return session
 
@@ -54,7 +55,7 @@ def held(server: InProcessServer, room: str) -> Iterator[None]:
 def test_session_list_and_get(cli: Cli, room_name: str) -> None:
     first = one_session(cli, room_name)
     assert (first["room_name"], first["is_active"], first["participants"]) == (room_name, False, {"user": 1})
-    ok(cli("room", "mounts", "list", "--room", room_name))
+    visit(cli, room_name)
     sessions = ok(cli("session", "list", "--room", room_name, "-o", "json")).json()["sessions"]
     assert len(sessions) == 2 and sessions[1]["id"] == first["id"]  # newest first
     assert [s["id"] for s in ok(cli("session", "list", "--room", room_name, "--limit", "1", "-o", "json")).json()["sessions"]] == [sessions[0]["id"]]
@@ -137,7 +138,7 @@ def test_participant_token_may_not_list_sessions(cli: Cli, cli_env: InProcessSer
 
 
 def test_usage_show(cli: Cli, room_name: str) -> None:
-    ok(cli("room", "mounts", "list", "--room", room_name))
+    visit(cli, room_name)
     rows = ok(cli("usage", "show", "--room", room_name, "-o", "json")).json()
     kinds = {row["usage_type"]: row for row in rows}
     assert set(kinds) == {"participant_minutes", "storage_bytes"} and all(row["room"] == room_name for row in rows)
