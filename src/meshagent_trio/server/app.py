@@ -209,13 +209,15 @@ def _serialize_head(request: h11.Request) -> bytes:
 async def run_server(config: ServerConfig, *, announce: bool = True) -> None:
     """Serve until Ctrl-C or SIGTERM; connections are closed with a close frame on the way out."""
     server = Server(config)
-    async with trio.open_nursery() as nursery:
-        port = await nursery.start(server.serve)
-        if announce:
-            secret = await server.control.webhooks.project_secret(config.credentials.project_id)
-            print(f"webhooks are signed with (for WebhookServer and ServiceHost):\n  export MESHAGENT_WEBHOOK_SECRET={secret}")
-            print(f"meshagent-trio server listening on http://{config.host}:{port}", flush=True)
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+    # The signals are ours before the port opens: a SIGTERM sent as soon as the server answers
+    # must shut it down, not kill it with the default action.
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(server.serve)
+            if announce:
+                secret = await server.control.webhooks.project_secret(config.credentials.project_id)
+                print(f"webhooks are signed with (for WebhookServer and ServiceHost):\n  export MESHAGENT_WEBHOOK_SECRET={secret}")
+                print(f"meshagent-trio server listening on http://{config.host}:{port}", flush=True)
             async for _ in signals:
                 print("shutting down", flush=True)
                 nursery.cancel_scope.cancel()
