@@ -133,19 +133,24 @@ class _Columns:
             self.take("punct", ")")
             return pa.struct(fields)
         simple = {
-            "int": pa.int64(),
-            "bool": pa.bool_(),
-            "date": pa.date32(),
-            "timestamp": pa.timestamp("us", tz="UTC"),
-            "float": pa.float64(),
-            "text": pa.string(),
-            "json": pa.json_(),
-            "uuid": pa.uuid(),
-            "binary": pa.binary(),
+            "int": "int64",
+            "bool": "bool_",
+            "date": "date32",
+            "timestamp": None,
+            "float": "float64",
+            "text": "string",
+            "json": "json_",  # pyarrow 19 and newer
+            "uuid": "uuid",
+            "binary": "binary",
         }
         if name not in simple:
             raise self.error(f"unknown type {name!r} (types: {', '.join(SIMPLE_TYPES)}, vector, list, struct)", position)
-        return simple[name]
+        if name == "timestamp":
+            return pa.timestamp("us", tz="UTC")
+        factory = getattr(pa, simple[name], None)
+        if factory is None:
+            raise self.error(f"the {name!r} type needs a newer pyarrow than {pa.__version__}", position)
+        return factory()
 
 
 def parse_columns(text: str) -> Any:
