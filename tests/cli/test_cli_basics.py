@@ -64,3 +64,18 @@ def test_listings_name_every_group_though_only_the_named_one_is_built(cli: Calla
     assert room.exit_code == 0 and all(f"  {name} " in room.stdout for name, _module, _aliases in ROOM_GROUPS), room
     storage = invoke("room", "storage", "--help")
     assert storage.exit_code == 0 and "  cp " in storage.stdout and "  ls " in storage.stdout, storage
+
+
+def test_a_bad_or_expired_token_is_one_line(cli: Callable[..., CliResult], cli_env, monkeypatch, room_name: str) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    monkeypatch.delenv("MESHAGENT_API_KEY")
+    monkeypatch.setenv("MESHAGENT_ROOM", room_name)
+    monkeypatch.setenv("MESHAGENT_TOKEN", "not-a-jwt")
+    garbage = cli("room", "mounts", "list")
+    assert_one_line_error(garbage, 1, "meshagent-trio room mounts list: error:")
+    expired = cli_env.token(room_name, name="late", expires=datetime.now(timezone.utc) - timedelta(minutes=5))
+    monkeypatch.setenv("MESHAGENT_TOKEN", expired)
+    late = cli("room", "mounts", "list")
+    assert_one_line_error(late, 1, "meshagent-trio room mounts list: error:")
+    assert "expired" in late.stderr.lower(), late

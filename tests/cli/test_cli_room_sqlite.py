@@ -197,3 +197,13 @@ def test_json_columns_hold_json_documents(cli: Cli, db: tuple[str, ...]) -> None
     refused = cli("room", "sqlite", "insert", *db, "-t", "docs", "--json", '[{"id": 4, "doc": "{not json"}]')
     assert_one_line_error(refused, 1, "column 'doc' is not JSON")
     assert len(ok(cli("room", "sqlite", "search", *db, "-t", "docs", "-o", "json")).json()) == 3
+
+
+def test_a_table_for_people_is_bounded(cli: Cli, db: tuple[str, ...], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A table is collected before it is drawn, so it shows at most TABLE_ROWS rows and says
+    so; JSON streams every row."""
+    monkeypatch.setattr("meshagent_trio.cli.table_output.TABLE_ROWS", 5)
+    query = "with recursive n(i) as (select 1 union all select i + 1 from n where i < 40) select i from n"
+    shown = ok(cli("room", "sqlite", "sql", *db, "-q", query))
+    assert shown.stdout.split() == ["i", "1", "2", "3", "4", "5"] and "the first 5 rows" in shown.stderr
+    assert [row["i"] for row in ok(cli("room", "sqlite", "sql", *db, "-q", query, "--format", "json")).json()] == list(range(1, 41))

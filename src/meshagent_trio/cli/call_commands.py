@@ -73,11 +73,14 @@ def call_into_room(
         local = is_local_url(url)
 
     async def direct() -> None:
+        import msgspec
+
         from meshagent_core.client.room import websocket_room_url
         from meshagent_core.client.webhook_send import send_webhook
         from meshagent_core.tokens import ApiScope
+        from meshagent_core.webhooks import CallEvent
 
-        from .token_commands import mint_token
+        from .common import mint_token
 
         token = os.environ.get("MESHAGENT_TOKEN") if os.environ.get("MESHAGENT_ROOM") in (None, "", name) else None
         if not token:
@@ -89,8 +92,8 @@ def call_into_room(
                 key=key,
                 project_id=project_id,
             )
-        data = {"room_url": websocket_room_url(room_name=name), "room_name": name, "token": token, "arguments": values}
-        await send_webhook(url=url, event="room.call", data=data, secret=None)
+        event = CallEvent(room_name=name, room_url=websocket_room_url(room_name=name), token=token, arguments=values)
+        await send_webhook(url=url, event=CallEvent.name, data=msgspec.to_builtins(event), secret=None)
 
     async def through_room() -> None:
         async with room_session(name) as client:

@@ -22,9 +22,12 @@ from __future__ import annotations
 import enum
 import os
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, AsyncIterator, Awaitable, Callable, Optional, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, AsyncIterator, Awaitable, Callable, Optional, TypeVar
 
 import typer
+
+if TYPE_CHECKING:
+    from meshagent_core.tokens import ApiScope
 
 T = TypeVar("T")
 
@@ -150,16 +153,44 @@ def room_token(room: str) -> str | None:
     token = os.environ.get("MESHAGENT_TOKEN")
     if token and os.environ.get("MESHAGENT_ROOM") in (None, "", room):
         return token
-    from meshagent_core.tokens import ApiScope, ParticipantToken
+    if not (os.environ.get("MESHAGENT_API_KEY") or os.environ.get("MESHAGENT_SECRET")):
+        return None
+    from meshagent_core.tokens import ApiScope
 
-    minted = ParticipantToken(name=participant_name())
-    minted.add_room_grant(room)
-    minted.add_api_grant(ApiScope.full())
-    if os.environ.get("MESHAGENT_API_KEY"):
-        return minted.to_jwt(api_key=os.environ["MESHAGENT_API_KEY"])
-    if os.environ.get("MESHAGENT_SECRET"):
-        return minted.to_jwt(token=os.environ["MESHAGENT_SECRET"])
-    return None
+    return mint_token(name=participant_name(), room=room, api=ApiScope.full())
+
+
+def mint_token(
+    *,
+    name: str,
+    room: str | None = None,
+    role: str | None = None,
+    api: "ApiScope | None" = None,
+    key: str | None = None,
+    project_id: str | None = None,
+) -> str:
+    """A participant JWT signed here, as the official CLI signs one: with `key` (an API key),
+    else `MESHAGENT_API_KEY`, else `MESHAGENT_SECRET`. Grants in the official order: role
+    (left out for `user`), api, room."""
+    from meshagent_core.tokens import ParticipantToken
+
+    token = ParticipantToken(name=name, project_id=project_id)
+    if role is not None and role != "user":
+        token.add_role_grant(role)
+    if api is not None:
+        token.add_api_grant(api)
+    if room is not None:
+        token.add_room_grant(room)
+    key = key or os.environ.get("MESHAGENT_API_KEY")
+    if key:
+        try:
+            return token.to_jwt(api_key=key)
+        except ValueError as error:
+            raise CommandFailed(f"not an API key: {error}") from None
+    secret = os.environ.get("MESHAGENT_SECRET")
+    if secret:
+        return token.to_jwt(token=secret)
+    raise CommandFailed("nothing to sign the token with: pass --key, or set MESHAGENT_API_KEY (or MESHAGENT_SECRET)")
 
 
 @asynccontextmanager

@@ -21,6 +21,7 @@ from .common import (
     RoomOption,
     example,
     group,
+    mint_token,
     require_room,
     resolve_project_id,
     rest_message,
@@ -543,9 +544,12 @@ async def _served_spec(process: Any, port: int) -> Any:
 
 async def _call_in(spec: Any, *, room: str, port: int, secret: str, signer: Optional[str]) -> None:
     """A signed `room.call` to each `meshagent` endpoint, with a token for its identity."""
+    import msgspec
+
     from meshagent_core.client.room import websocket_room_url
     from meshagent_core.client.webhook_send import send_webhook
-    from meshagent_core.tokens import ApiScope, ParticipantToken
+    from meshagent_core.tokens import ApiScope
+    from meshagent_core.webhooks import CallEvent
 
     called = 0
     for served in spec.ports or []:
@@ -553,14 +557,12 @@ async def _call_in(spec: Any, *, room: str, port: int, secret: str, signer: Opti
         for endpoint in served.endpoints:
             if endpoint.meshagent is None:
                 continue
-            token = ParticipantToken(name=endpoint.meshagent.identity)
-            token.add_role_grant("agent")
-            token.add_room_grant(room)
             api = endpoint.meshagent.api
-            token.add_api_grant(ApiScope.from_json(api) if api is not None else ApiScope.agent_default())
-            data = {"room_name": room, "room_url": websocket_room_url(room_name=room), "token": token.to_jwt(api_key=signer), "arguments": {}}
+            scope = ApiScope.from_json(api) if api is not None else ApiScope.agent_default()
+            token = mint_token(name=endpoint.meshagent.identity, room=room, role="agent", api=scope, key=signer)
+            event = CallEvent(room_name=room, room_url=websocket_room_url(room_name=room), token=token, arguments={})
             url = f"http://127.0.0.1:{number}{endpoint.path}"
-            await send_webhook(url=url, event="room.call", data=data, secret=secret)
+            await send_webhook(url=url, event=CallEvent.name, data=msgspec.to_builtins(event), secret=secret)
             print(f"called {endpoint.meshagent.identity} into room {room} ({url})", file=sys.stderr, flush=True)
             called += 1
     if not called:

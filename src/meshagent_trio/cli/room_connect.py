@@ -53,7 +53,8 @@ def connect(
     template: Annotated[str, typer.Option("--template", help="agent (the room's variables) or none.")] = "agent",
 ) -> None:
     """Connect to a room and run a local command with the variables that join it (use -- before the command)."""
-    from .token_commands import ROLES, mint_token, parse_api_scope
+    from .common import mint_token
+    from .token_commands import ROLES, parse_api_scope
 
     argv = [*(command or []), *ctx.args]
     if not argv:

@@ -41,18 +41,35 @@ def schema_rows(schema: Any) -> list[dict[str, Any]]:
     return [{"name": field.name, "type": str(field.type), "nullable": field.nullable} for field in schema]
 
 
+#: Rows a table for people shows at most (a table is collected before it is drawn; JSON and
+#: files stream every row).
+TABLE_ROWS = 10_000
+
+
 async def print_batches(batches: AsyncIterable[Any], output: OutputFormat, *, pretty: bool = True) -> None:
-    """Rows of Arrow batches: JSON streamed as they come, or one table (collected)."""
+    """Rows of Arrow batches: JSON streamed as they come, or one table (collected, at most
+    `TABLE_ROWS`)."""
     if output is OutputFormat.json:
         writer = JsonRowsWriter(sys.stdout, pretty)
         async for batch in batches:
             writer.write(batch)
         writer.close()
         return
+    print_data(await table_rows(batches), output, empty="(no rows)")
+
+
+async def table_rows(batches: AsyncIterable[Any]) -> list[dict[str, Any]]:
+    """The rows of a table for people: at most `TABLE_ROWS`, saying so on stderr when there
+    were more (the rest of the stream is not read)."""
     rows: list[dict[str, Any]] = []
     async for batch in batches:
         rows.extend(display_rows(batch))
-    print_data(rows, output, empty="(no rows)")
+        if len(rows) > TABLE_ROWS:
+            break  # leaving the stream closes the query
+    if len(rows) > TABLE_ROWS:
+        del rows[TABLE_ROWS:]
+        print(f"(the first {TABLE_ROWS} rows; -o json or --format csv|parquet writes them all)", file=sys.stderr)
+    return rows
 
 
 def sql_format(given: str) -> str:
@@ -73,9 +90,7 @@ async def write_query(batches: AsyncIterable[Any], schema: Any, fmt: str, path: 
     if fmt == "table":
         from .output import print_table
 
-        rows: list[dict[str, Any]] = []
-        async for batch in batches:
-            rows.extend(display_rows(batch))
+        rows = await table_rows(batches)
         with open(path, "w", encoding="utf-8") as handle:
             saved, sys.stdout = sys.stdout, handle
             try:

@@ -6,18 +6,17 @@ group: `meshagent token -i spec.yaml`. Here `token generate …` is the command,
 with the same options runs it too, so both spellings work.
 
 Also here, for `call` and `room connect`: reading a token spec file (`read_token_spec`), an API
-scope given as a name or JSON (`parse_api_scope`), and signing (`mint_token`)."""
+scope given as a name or JSON (`parse_api_scope`); signing is `common.mint_token`."""
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from .common import CommandFailed, ProjectIdOption, example, group, parse_json_option
+from .common import CommandFailed, ProjectIdOption, example, group, mint_token, parse_json_option
 
 if TYPE_CHECKING:
     from meshagent_core.tokens import ApiScope
@@ -92,39 +91,6 @@ def parse_api_scope(text: str, option: str) -> "ApiScope":
         return ApiScope.from_json(value)
     except ValueError as error:
         raise typer.BadParameter(f"not an API scope: {error}", param_hint=option) from None
-
-
-def mint_token(
-    *,
-    name: str,
-    room: str | None = None,
-    role: str | None = None,
-    api: "ApiScope | None" = None,
-    key: str | None = None,
-    project_id: str | None = None,
-) -> str:
-    """A participant JWT signed here, as the official CLI signs one: with `key` (an API key),
-    else `MESHAGENT_API_KEY`, else `MESHAGENT_SECRET`. Grants in the official order: role
-    (left out for `user`), api, room."""
-    from meshagent_core.tokens import ParticipantToken
-
-    token = ParticipantToken(name=name, project_id=project_id)
-    if role is not None and role != "user":
-        token.add_role_grant(role)
-    if api is not None:
-        token.add_api_grant(api)
-    if room is not None:
-        token.add_room_grant(room)
-    key = key or os.environ.get("MESHAGENT_API_KEY")
-    if key:
-        try:
-            return token.to_jwt(api_key=key)
-        except ValueError as error:
-            raise CommandFailed(f"not an API key: {error}") from None
-    secret = os.environ.get("MESHAGENT_SECRET")
-    if secret:
-        return token.to_jwt(token=secret)
-    raise CommandFailed("nothing to sign the token with: pass --key, or set MESHAGENT_API_KEY (or MESHAGENT_SECRET)")
 
 
 # --- the command ---------------------------------------------------------------------------------
@@ -215,4 +181,4 @@ def generate(
     _generate(project_id, output, input, key, room, name, role, api)
 
 
-__all__ = ["TokenSpec", "app", "mint_token", "parse_api_scope", "read_token_spec"]
+__all__ = ["TokenSpec", "app", "parse_api_scope", "read_token_spec"]

@@ -22,7 +22,7 @@ import msgspec
 from meshagent_core import EmptyContent, ErrorCode, RoomException, messages as m
 from meshagent_core.session import events as ev
 from meshagent_core.tokens import ApiScope, ParticipantToken
-from meshagent_core.webhooks import webhook_body
+from meshagent_core.webhooks import CallEvent, webhook_body
 
 from ..hooks import REQUEST_HANDLERS
 from ..rooms.participant import Participant
@@ -59,12 +59,14 @@ async def call_into_room(
 ) -> None:
     """Call `name` into `room`: a signed `room.call` webhook to `url` with a fresh token.
     `DeliveryFailed` when the receiver does not answer 2xx."""
-    data = {
-        "room_name": room.name,
-        "room_url": room.config.room_url(room.name),
-        "token": mint_call_token(room, name, api, role=role, claims=claims),
-        "arguments": arguments,
-    }
+    data = msgspec.to_builtins(
+        CallEvent(
+            room_name=room.name,
+            room_url=room.config.room_url(room.name),
+            token=mint_call_token(room, name, api, role=role, claims=claims),
+            arguments=arguments,
+        )
+    )
     secret = await room.control.webhooks.project_secret(room.project_id) if room.control is not None else room.config.webhook_secret
     await post_webhook(url, webhook_body("room.call", data), secret=secret, timeout=room.config.webhook_timeout)
 
